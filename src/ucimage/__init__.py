@@ -1,0 +1,3 @@
+"""ucimage: build, sign, serve, boot and inspect Ubuntu Core images."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Assertions: codec, OpenPGP keys and signatures, types and rules, trust database."""

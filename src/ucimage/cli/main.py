@@ -1,0 +1,84 @@
+"""Entry point of the ``ucimage`` console script.
+
+Each verb lives in a module of this package that exposes
+``register(subparsers)``; :data:`COMMAND_MODULES` lists them in the order
+``ucimage --help`` shows them.  A verb's handler takes the parsed
+:class:`argparse.Namespace` and returns an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ucimage import __version__
+from ucimage.errors import UcimageError
+
+#: modules under ucimage.cli that each register one or more verbs
+COMMAND_MODULES: tuple[str, ...] = (
+    "assertion_cmds",
+    "snap_cmds",
+    "store_cmds",
+    "gadget_cmds",
+    "build_cmds",
+    "boot_cmds",
+    "inspect_cmds",
+    "reference_cmds",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ucimage",
+        description=(
+            "Build Ubuntu Core images the way ubuntu-image and snapd do: sign model "
+            "assertions, fetch snaps from a store (or serve your own), lay out gadget "
+            "volumes, write bootable disk images, boot them in QEMU and inspect them. "
+            "Rootless and reproducible."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"ucimage {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging on failure"
+    )
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"ucimage.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    debug = bool(getattr(args, "debug", False))
+    level = logging.DEBUG if debug else logging.WARNING
+    if getattr(args, "verbose", False):
+        level = min(level, logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    handler = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except UcimageError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
