@@ -345,7 +345,6 @@ def lay_out_volume(
             number += 1
         offset_write = None
         if s.offset_write is not None:
-            # relative offsets may only name the first structure, at offset 0
             # relative offsets may only name the first structure, which is at 0;
             # the value is where the structure's bytes really start (in sectors)
             offset_write = OffsetWrite(at=s.offset_write.offset, value=start // sector_size)
