@@ -1,0 +1,75 @@
+"""vfat built in place inside an image file with dosfstools and mtools.
+
+``mkfs.vfat --offset`` with an explicit size (without it the FAT would run to
+the end of the image), ``--invariant`` plus ``-i`` for a fixed volume id and
+times; then ``mmd``/``mcopy`` with ``-i IMAGE@@OFFSET``, one call per directory
+in sorted order (``mcopy -s`` follows readdir order, which is not stable), with
+``SOURCE_DATE_EPOCH`` as every file time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from ucimage.image.content import StagedTree
+from ucimage.image.spec import ImageError
+from ucimage.run import run
+
+_ARGS_PER_CALL = 200
+T = TypeVar("T")
+
+
+def mtools_env(timestamp: int) -> dict[str, str]:
+    return {
+        "MTOOLS_SKIP_CHECK": "1",
+        "MTOOLSRC": "/dev/null",
+        "SOURCE_DATE_EPOCH": str(timestamp),
+        "TZ": "UTC",
+    }
+
+
+def mtools_image(image: Path, offset: int) -> str:
+    return f"{os.fspath(image)}@@{offset}"
+
+
+def make_vfat(
+    image: Path, offset: int, size: int, *, kind: str, label: str | None, volume_id: int,
+    sector_size: int, timestamp: int, staged: StagedTree | None,
+) -> None:  # fmt: skip
+    """Make a FAT filesystem at *offset* (bytes) of *size* bytes and copy content."""
+    fat_sector = max(512, sector_size)
+    if offset % fat_sector:
+        raise ImageError(f"vfat offset {offset} is not a multiple of the sector size {fat_sector}")
+    fat_bits = "16" if kind == "vfat-16" else "32"
+    argv: list[str | os.PathLike[str]] = ["mkfs.vfat", "-F", fat_bits, "-S", str(fat_sector)]
+    argv += ["-s", "1", "--invariant", "-i", f"{volume_id:08X}"]
+    if label:
+        argv += ["-n", label]
+    argv += [f"--offset={offset // fat_sector}", image, str(size // 1024)]
+    run(argv, env={"TZ": "UTC", "SOURCE_DATE_EPOCH": str(timestamp)})
+    if staged is None:
+        return
+    target = mtools_image(image, offset)
+    env = mtools_env(timestamp)
+    paths = staged.walk()
+    dirs = [p for p in paths if (staged.root / p.lstrip("/")).is_dir()]
+    for chunk in _chunks([f"::{d}" for d in dirs]):
+        run(["mmd", "-i", target, *chunk], env=env)
+    by_dir: dict[str, list[Path]] = {}
+    for p in paths:
+        local = staged.root / p.lstrip("/")
+        if local.is_dir():
+            continue
+        if not local.exists():
+            raise ImageError(f"cannot put dangling symlink {p} on vfat")
+        parent = p.rsplit("/", 1)[0] or ""
+        by_dir.setdefault(parent, []).append(local)
+    for parent, files in by_dir.items():
+        for group in _chunks(files):
+            run(["mcopy", "-o", "-i", target, *group, f"::{parent}/"], env=env)
+
+
+def _chunks(items: list[T]) -> list[list[T]]:
+    return [items[i : i + _ARGS_PER_CALL] for i in range(0, len(items), _ARGS_PER_CALL)]
