@@ -103,7 +103,7 @@ def resolve_source(
         assets = kernel_assets if kernel_assets is not None else load_kernel_assets(kernel_dir)
         if asset not in assets:
             raise ContentError(f"cannot find {asset!r} in kernel info from {kernel_dir}")
-        if wanted not in assets[asset]:
+        if not any(_under_asset(wanted, listed) for listed in assets[asset]):
             raise ContentError(f"cannot find wanted kernel content {wanted!r} in {kernel_dir}")
         return _resolve_under(kernel_dir, wanted, source, what)
     if PurePosixPath(source).is_absolute():
@@ -111,6 +111,11 @@ def resolve_source(
             f"content source {source!r}{what} is absolute: disallowed for security purposes"
         )
     return _resolve_under(gadget_dir, source, source, what)
+
+
+def _under_asset(wanted: str, listed: str) -> bool:
+    """*wanted* is a listed asset entry or lies inside a listed directory."""
+    return wanted == listed or wanted.startswith(listed if listed.endswith("/") else listed + "/")
 
 
 def _target_path(target: str, what: str) -> PurePosixPath:
