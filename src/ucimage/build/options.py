@@ -1,0 +1,202 @@
+"""The options of ``ucimage snap`` and their validation.
+
+:class:`BuildOptions` holds every flag after parsing; :func:`validate_options`
+checks everything that can be checked without the network (files exist,
+``--snap``/``--revision``/``--image-size`` syntax, mutually exclusive flags),
+so a bad command line fails before anything is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ucimage.errors import UsageError
+
+#: the build steps, in order (names for --until/--thru and the state file)
+STEP_NAMES: tuple[str, ...] = (
+    "verify_model",
+    "resolve_snaps",
+    "fetch_snaps",
+    "load_gadget",
+    "compute_plan",
+    "write_seed",
+    "populate_volumes",
+    "build_volumes",
+    "write_manifests",
+)
+
+_SIZE_RE = re.compile(r"^([0-9]+)([MG]?)$")
+_SNAP_NAME_RE = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")
+
+
+@dataclass(frozen=True)
+class SnapRequest:
+    """One ``--snap`` argument: a store snap (optionally with a channel) or a local file."""
+
+    name: str | None = None
+    channel: str | None = None
+    path: Path | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.path is not None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "channel": self.channel,
+            "path": str(self.path) if self.path else None,
+        }
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """``--image-size``: one size for every volume, or per volume (name or index)."""
+
+    default: int | None = None
+    per_volume: tuple[tuple[str, int], ...] = ()
+
+    def for_volume(self, name: str, index: int) -> int | None:
+        for key, size in self.per_volume:
+            if key in (name, str(index)):
+                return size
+        return self.default
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything ``ucimage snap`` was asked to do."""
+
+    model: Path | None = None
+    snaps: tuple[SnapRequest, ...] = ()
+    channel: str | None = None
+    revisions: tuple[tuple[str, int], ...] = ()
+    output_dir: Path | None = None
+    workdir: Path | None = None
+    image_size: ImageSize = field(default_factory=ImageSize)
+    sector_size: int = 512
+    disk_info: Path | None = None
+    cloud_init: Path | None = None
+    disable_console_conf: bool = False
+    validation: str | None = None
+    factory_image: bool = False
+    dry_run: bool = False
+    until: str | None = None
+    thru: str | None = None
+    resume: bool = False
+    store: str | None = None
+    trusted: tuple[Path, ...] = ()
+    assertions: tuple[Path, ...] = ()
+    offline: bool = False
+    allow_unverified: bool = False
+    seed_only: bool = False
+    bmap: bool = False
+    compress: str | None = None
+    json: bool = False
+    verbosity: int = 0  # -1 quiet, 0 normal, 1 verbose, 2 debug
+
+    def revision_of(self, name: str) -> int | None:
+        for snap, rev in self.revisions:
+            if snap == name:
+                return rev
+        return None
+
+
+def parse_size(text: str, what: str = "--image-size") -> int:
+    """Bytes, or a decimal number with ``M`` (MiB) or ``G`` (GiB), as ubuntu-image reads sizes."""
+    match = _SIZE_RE.match(text.strip())
+    if not match:
+        raise UsageError(
+            f"cannot parse {what} {text!r}",
+            hint="use bytes or a number with M or G (e.g. 4G), or VOLUME:SIZE,…",
+        )
+    number, suffix = int(match.group(1)), match.group(2)
+    return number * {"": 1, "M": 1 << 20, "G": 1 << 30}[suffix]
+
+
+def parse_image_size(text: str) -> ImageSize:
+    if ":" not in text:
+        return ImageSize(default=parse_size(text))
+    pairs = []
+    for item in text.split(","):
+        volume, sep, size = item.partition(":")
+        if not sep or not volume:
+            raise UsageError(
+                f"cannot parse --image-size {text!r}",
+                hint="the multi-volume form is VOLUME:SIZE,VOLUME:SIZE (name or 0-based index)",
+            )
+        pairs.append((volume, parse_size(size)))
+    return ImageSize(per_volume=tuple(pairs))
+
+
+def parse_snap_arg(text: str) -> SnapRequest:
+    if text.endswith(".snap"):
+        return SnapRequest(path=Path(text))
+    if text.count("=") > 1:
+        raise UsageError(f"Invalid syntax passed to --snap: {text}", hint="use NAME=CHANNEL")
+    name, sep, channel = text.partition("=")
+    if not _SNAP_NAME_RE.match(name) or len(name) > 40:
+        raise UsageError(
+            f"invalid snap name {name!r} passed to --snap",
+            hint="give a store name, NAME=CHANNEL, or a path ending in .snap",
+        )
+    if sep and not channel:
+        raise UsageError(f"empty channel in --snap {text!r}")
+    return SnapRequest(name=name, channel=channel or None)
+
+
+def parse_revision(text: str) -> tuple[str, int]:
+    name, sep, rev = text.partition(":")
+    if not sep or not _SNAP_NAME_RE.match(name) or not rev.isdigit() or int(rev) < 1:
+        raise UsageError(
+            f"cannot parse --revision {text!r}",
+            hint="use NAME:REVISION with a positive revision number, e.g. core18:2128",
+        )
+    return name, int(rev)
+
+
+def _must_be_file(path: Path | None, flag: str) -> None:
+    if path is not None and not path.is_file():
+        raise UsageError(f"{flag} file {str(path)!r} does not exist or is not a file")
+
+
+def validate_options(opts: BuildOptions) -> None:
+    """Everything checkable without the model's content or the network."""
+    if opts.until and opts.thru:
+        raise UsageError("--until and --thru cannot be used together")
+    for flag, step in (("--until", opts.until), ("--thru", opts.thru)):
+        if step is not None and step not in STEP_NAMES:
+            raise UsageError(
+                f"unknown step {step!r} for {flag}", hint="steps: " + ", ".join(STEP_NAMES)
+            )
+    if opts.resume:
+        if opts.workdir is None:
+            raise UsageError("--resume requires --workdir")
+    elif opts.model is None:
+        raise UsageError("missing the model assertion argument", hint="ucimage snap MODEL")
+    _must_be_file(opts.model, "model assertion")
+    _must_be_file(opts.disk_info, "--disk-info")
+    _must_be_file(opts.cloud_init, "--cloud-init")
+    for path in (*opts.trusted, *opts.assertions):
+        _must_be_file(path, "assertion")
+    seen: set[str] = set()
+    for req in opts.snaps:
+        if req.path is not None:
+            _must_be_file(req.path, "--snap")
+        elif req.name in seen:
+            raise UsageError(f"snap {req.name!r} given twice with --snap")
+        elif req.name:
+            seen.add(req.name)
+    names = [name for name, _ in opts.revisions]
+    if len(set(names)) != len(names):
+        raise UsageError("a snap is given more than one --revision")
+    if opts.sector_size not in (512, 4096):
+        raise UsageError(f"invalid --sector-size {opts.sector_size}", hint="use 512 or 4096")
+    if opts.validation not in (None, "ignore", "enforce"):
+        raise UsageError(f"invalid --validation {opts.validation!r}", hint="ignore or enforce")
+    if opts.compress not in (None, "zstd"):
+        raise UsageError(f"unsupported --compress {opts.compress!r}", hint="only zstd")
+    if opts.offline and opts.store:
+        raise UsageError("--offline and --store cannot be used together")

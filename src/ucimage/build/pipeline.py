@@ -1,0 +1,621 @@
+"""The ``ucimage snap`` build: options → plan → named steps → images.
+
+:class:`ImageBuild` owns the workdir layout::
+
+    <workdir>/ucimage-build.json   resume state (steps done, their results)
+    <workdir>/model.assert         the model as given
+    <workdir>/plan.json            the computed plan
+    <workdir>/unpack/gadget/       the unpacked gadget snap (small)
+    <workdir>/root/                UC16/18: the writable root (system-data/…);
+                                   UC20+: the ubuntu-seed tree
+    <workdir>/boot/                UC16/18 bootloader files (grub/, uboot/ …)
+    <workdir>/volumes/<vol>/part<i>/  staged content of other filesystems
+
+Snaps are never unpacked (only the gadget and the kernel assets a u-boot
+device needs); seed files are hard links to the cache or local files where
+the filesystem allows, so each snap byte is written once, into the image.
+Images are written under a temporary name and renamed when complete, so no
+file ever has the final image name unless the build succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ucimage.build.options import BuildOptions, validate_options
+from ucimage.build.plan import BuildPlan, ModelSummary, PlannedSnap, output_dir_for, steps_for
+from ucimage.build.runner import (
+    BuildState,
+    Progress,
+    Step,
+    interrupts_as_keyboard_interrupt,
+    run_steps,
+)
+from ucimage.errors import UcimageError, UsageError
+from ucimage.run import source_date_epoch
+from ucimage.seed.bootloader import BootAssets
+from ucimage.seed.manifest import seed_manifest, snaps_manifest, write_manifest
+from ucimage.seed.model import ModelInfo
+from ucimage.seed.writer import (
+    Customizations,
+    SeedAssertion,
+    SeedSnap,
+    system_label,
+    write_seed16,
+    write_seed20,
+)
+
+log = logging.getLogger(__name__)
+
+
+class BuildError(UcimageError):
+    """The image cannot be built."""
+
+    code = "build"
+
+
+class SnapUnavailableError(BuildError):
+    code = "snap-unavailable"
+
+
+def _decode_model(data: bytes) -> Any:
+    from ucimage.assertions.codec import decode
+
+    return decode(data)
+
+
+def load_model(path: Path) -> tuple[Any, ModelInfo]:
+    """Decode a model assertion file into the assertion and its :class:`ModelInfo`."""
+    data = path.read_bytes()
+    assertion = _decode_model(data)
+    if assertion.type != "model":
+        raise BuildError(
+            f"{path} holds a {assertion.type} assertion, not a model",
+            hint="pass the model assertion (e.g. made with `ucimage assertion sign`)",
+        )
+    return assertion, ModelInfo.from_headers(assertion.headers)
+
+
+def combine_channel(default: str | None, wanted: str | None) -> str | None:
+    """snapd's rule: a risk-only channel keeps the default's track (18/stable + edge: 18/edge)."""
+    if wanted is None:
+        return default
+    if default is None or "/" in wanted:
+        return wanted
+    parts = default.split("/")
+    if len(parts) >= 2 and parts[0] not in ("stable", "candidate", "beta", "edge"):
+        return f"{parts[0]}/{wanted}"
+    return wanted
+
+
+def _seed_assertion(assertion: Any) -> SeedAssertion:
+    return SeedAssertion(
+        type=assertion.type, primary_key=tuple(assertion.primary_key), text=assertion.encode()
+    )
+
+
+class ImageBuild:
+    """One ``ucimage snap`` run."""
+
+    def __init__(self, opts: BuildOptions, progress: Progress | None = None) -> None:
+        validate_options(opts)
+        self.opts = opts
+        self.progress = progress or Progress(json_events=opts.json, verbosity=opts.verbosity)
+        self._own_workdir = opts.workdir is None
+        self.outdir = output_dir_for(opts).absolute()
+        self.workdir = (opts.workdir or self._temp_workdir()).absolute()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if opts.resume:
+            self.state = BuildState.load(self.workdir)
+            self._restore_options()
+        else:
+            self.state = BuildState(workdir=self.workdir)
+            self.state.inputs = {"model": str(opts.model.absolute()) if opts.model else None}
+        self._model: tuple[Any, ModelInfo] | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _temp_workdir(self) -> Path:
+        # beside the output, so seed hard links and the final rename stay on one filesystem
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".ucimage-work-", dir=self.outdir))
+
+    def _restore_options(self) -> None:
+        saved = self.state.inputs.get("options")
+        if not saved:
+            return
+        model = saved.get("model")
+        if self.opts.model is None and model:
+            self.opts = replace(self.opts, model=Path(model))
+
+    @property
+    def model_file(self) -> Path:
+        return self.workdir / "model.assert"
+
+    @property
+    def model(self) -> tuple[Any, ModelInfo]:
+        if self._model is None:
+            self._model = load_model(self.model_file)
+        return self._model
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.model[1]
+
+    def result(self, step: str) -> Any:
+        try:
+            return self.state.results[step]
+        except KeyError:
+            raise BuildError(
+                f"step {step} has not run", hint="run the build without --resume"
+            ) from None
+
+    # ------------------------------------------------------------------ entry
+    def steps(self) -> list[Step]:
+        names = steps_for(self.opts)
+        return [Step(name, getattr(self, f"step_{name}")) for name in names]
+
+    def run(self) -> int:
+        try:
+            with interrupts_as_keyboard_interrupt():
+                self.state.inputs["options"] = {
+                    "model": str(self.opts.model.absolute()) if self.opts.model else None
+                }
+                if self.opts.dry_run:
+                    return self.dry_run()
+                self.progress.emit(
+                    "build-start", workdir=str(self.workdir), output_dir=str(self.outdir)
+                )
+                finished = run_steps(
+                    self.steps(),
+                    self.state,
+                    self.progress,
+                    until=self.opts.until,
+                    thru=self.opts.thru,
+                )
+                if finished:
+                    self.progress.emit(
+                        "build-done",
+                        outputs=self.state.results.get("outputs", []),
+                        timings=self.state.timings,
+                    )
+            if finished and self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            return 0
+        except UcimageError as exc:
+            self.progress.emit("error", message=exc.message, hint=exc.hint, code=exc.code)
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        except KeyboardInterrupt:
+            self.progress.emit("error", message="interrupted", code="interrupted")
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        except BaseException:
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+
+    def dry_run(self) -> int:
+        """Verify the model and print the plan (no snap is downloaded)."""
+        self.step_verify_model()
+        plan = self.make_plan(self.requested_snaps())
+        print(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return 0
+
+    # ------------------------------------------------------------------ plan
+    def make_plan(self, snaps: Sequence[PlannedSnap]) -> BuildPlan:
+        info = self.info
+        verified = bool(self.state.results.get("verify_model", {}).get("verified"))
+        label = self.label() if info.uc20 else None
+        outputs = ["seed.manifest"] + ([] if info.uc20 else ["snaps.manifest"])
+        return BuildPlan(
+            model=ModelSummary(
+                brand_id=info.brand_id,
+                model=info.model,
+                series=info.series,
+                architecture=info.architecture,
+                base=info.base,
+                grade=info.grade,
+                verified=verified,
+            ),
+            kind="uc20" if info.uc20 else "uc16",
+            label=label,
+            snaps=tuple(snaps),
+            steps=steps_for(self.opts),
+            output_dir=str(self.outdir),
+            workdir=None if self._own_workdir else str(self.workdir),
+            seed_only=self.opts.seed_only,
+            sector_size=self.opts.sector_size,
+            outputs=tuple(outputs),
+        )
+
+    def label(self) -> str:
+        saved = self.state.results.get("compute_plan", {}).get("label")
+        if saved:
+            return str(saved)
+        return system_label(source_date_epoch())
+
+    def check_customizations(self, info: ModelInfo) -> None:
+        opts = self.opts
+        if info.uc20:
+            wanted = []
+            if opts.cloud_init:
+                wanted.append("cloud-init user-data")
+            if opts.disable_console_conf:
+                wanted.append("console-conf disable")
+            if wanted:
+                raise UsageError(
+                    "cannot support with UC20+ model requested customizations: "
+                    + ", ".join(wanted),
+                    hint="--cloud-init and --disable-console-conf are for UC16/18 models",
+                )
+        elif opts.factory_image:
+            raise UsageError(
+                "cannot support with UC16/18 model requested customizations: boot flags (factory)",
+                hint="--factory-image is for UC20+ models",
+            )
+        if info.grade in ("signed", "secured") and opts.snaps:
+            raise UsageError(
+                f"cannot override channels, add local snaps or extra snaps with a model of "
+                f"grade {info.grade}",
+                hint="only models of grade dangerous accept --snap",
+            )
+
+    def requested_snaps(self) -> list[PlannedSnap]:
+        """The snaps to seed: the model's, overridden/extended by --snap (no network)."""
+        from ucimage.snaps import SnapFile
+
+        info = self.info
+        opts = self.opts
+        local: dict[str, tuple[Path, str]] = {}
+        for req in opts.snaps:
+            if req.path is not None:
+                snap_info = SnapFile(req.path).info
+                if snap_info.name in local:
+                    raise UsageError(f"snap {snap_info.name!r} given twice as a local file")
+                local[snap_info.name] = (req.path.absolute(), snap_info.type)
+        store_extra = {req.name: req.channel for req in opts.snaps if req.name}
+        planned: list[PlannedSnap] = []
+        for msnap in info.snaps:
+            if (
+                info.uc20
+                and msnap.presence == "optional"
+                and msnap.name not in local
+                and (msnap.name not in store_extra)
+            ):
+                continue
+            if msnap.name in local:
+                path, _ = local.pop(msnap.name)
+                planned.append(
+                    PlannedSnap(
+                        name=msnap.name,
+                        type=msnap.type,
+                        source="local",
+                        snap_id=msnap.snap_id,
+                        path=str(path),
+                    )
+                )
+                continue
+            wanted = store_extra.pop(msnap.name, None)
+            channel = combine_channel(msnap.default_channel, wanted or opts.channel)
+            planned.append(
+                PlannedSnap(
+                    name=msnap.name,
+                    type=msnap.type,
+                    source="store",
+                    channel=channel,
+                    revision=opts.revision_of(msnap.name),
+                    snap_id=msnap.snap_id,
+                )
+            )
+        for name, (path, snap_type) in local.items():
+            planned.append(
+                PlannedSnap(
+                    name=name, type=snap_type, source="local", path=str(path), in_model=False
+                )
+            )
+        for name, channel in store_extra.items():
+            assert name is not None
+            planned.append(
+                PlannedSnap(
+                    name=name,
+                    type="app",
+                    source="store",
+                    channel=combine_channel(
+                        "stable" if not info.uc20 else "latest/stable", channel or opts.channel
+                    ),
+                    revision=opts.revision_of(name),
+                    in_model=False,
+                )
+            )
+        return planned
+
+    # ------------------------------------------------------------------ steps
+    def step_verify_model(self) -> None:
+        opts = self.opts
+        assert opts.model is not None
+        data = opts.model.read_bytes()
+        tmp = self.model_file.with_suffix(".partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.model_file)
+        self._model = None
+        assertion, info = self.model
+        self.check_customizations(info)
+        verified = self.verify_model_chain(assertion)
+        self.state.results["verify_model"] = {"verified": verified, "model": info.model}
+
+    def verify_model_chain(self, assertion: Any) -> bool:
+        """Check the model's signature chain against the trusted roots (+ --trusted)."""
+        from ucimage.build import trust
+
+        try:
+            chain = trust.verify_model(assertion, self.opts.trusted, self.opts.assertions)
+            saved = []
+            adir = self.workdir / "assertions"
+            adir.mkdir(exist_ok=True)
+            for a in chain:
+                if a.type == "model":
+                    continue
+                sa = _seed_assertion(a)
+                path = adir / sa.file_name
+                path.write_bytes(sa.text)
+                saved.append(
+                    {"type": sa.type, "primary_key": list(sa.primary_key), "file": str(path)}
+                )
+            self.state.results["model_assertions"] = saved
+            return True
+        except UcimageError as exc:
+            if not self.opts.allow_unverified:
+                raise BuildError(
+                    f"cannot verify the model assertion: {exc.message}",
+                    hint="pass the brand's account and account-key with --trusted/--assertion, "
+                    "or build anyway with --allow-unverified",
+                ) from exc
+            self.progress.warning(f"model is not verified ({exc.message}); building anyway")
+            return False
+
+    def step_resolve_snaps(self) -> None:
+        from ucimage.build import sources
+
+        planned = self.requested_snaps()
+        resolved = sources.resolve(self, planned)
+        self.state.results["resolve_snaps"] = {"snaps": [s.to_json() for s in resolved]}
+
+    def planned(self) -> list[PlannedSnap]:
+        return [PlannedSnap.from_json(s) for s in self.result("resolve_snaps")["snaps"]]
+
+    def step_fetch_snaps(self) -> None:
+        from ucimage.build import sources
+
+        fetched = sources.fetch(self, self.planned())
+        self.state.results["fetch_snaps"] = {"snaps": fetched}
+
+    def fetched(self) -> list[dict[str, Any]]:
+        return list(self.result("fetch_snaps")["snaps"])
+
+    def gadget_dir(self) -> Path:
+        return self.workdir / "unpack" / "gadget"
+
+    def snap_path(self, snap_type: str) -> Path:
+        for snap in self.fetched():
+            if snap["type"] == snap_type:
+                return Path(snap["path"])
+        raise BuildError(f"no {snap_type} snap among the snaps to seed")
+
+    def step_load_gadget(self) -> None:
+        from ucimage.snaps import SnapFile
+
+        dest = self.gadget_dir()
+        if dest.exists():
+            shutil.rmtree(dest)
+        SnapFile(self.snap_path("gadget")).extract(dest)
+        gadget_yaml = dest / "meta" / "gadget.yaml"
+        if not gadget_yaml.is_file():
+            raise BuildError("the gadget snap has no meta/gadget.yaml")
+        gadget_base = None
+        snap_yaml = dest / "meta" / "snap.yaml"
+        from ucimage.snaps import parse_snap_yaml
+
+        gadget_base = parse_snap_yaml(snap_yaml.read_text()).base
+        info = self.info
+        if info.base and gadget_base and gadget_base != info.base:
+            raise BuildError(
+                f"cannot use gadget snap because its base {gadget_base!r} is different "
+                f"from model base {info.base!r}"
+            )
+        from ucimage.build import volumes
+
+        volumes.load_and_validate(self)
+        self.state.results["load_gadget"] = {"gadget_dir": str(dest)}
+
+    def step_compute_plan(self) -> None:
+        plan = self.make_plan(self.planned())
+        (self.workdir / "plan.json").write_text(
+            json.dumps(plan.to_json(), indent=2, sort_keys=True)
+        )
+        self.state.results["compute_plan"] = {"label": plan.label, "kind": plan.kind}
+        self.progress.debug(json.dumps(plan.to_json(), sort_keys=True))
+
+    def kernel_extractor(self) -> Any:
+        from ucimage.snaps import SnapFile
+
+        kernel = SnapFile(self.snap_path("kernel"))
+
+        def extract(members: Sequence[str], dest: Path) -> None:
+            present = set(kernel.list())
+            wanted = [m for m in members if m in present]
+            if not wanted:
+                raise BuildError(f"the kernel snap has none of {', '.join(members)}")
+            kernel.extract(dest, wanted)
+
+        return extract
+
+    def seed_snaps(self) -> list[SeedSnap]:
+        out = []
+        for snap in self.fetched():
+            out.append(
+                SeedSnap(
+                    name=snap["name"],
+                    type=snap["type"],
+                    path=Path(snap["path"]),
+                    version=snap["version"],
+                    revision=snap.get("revision"),
+                    snap_id=snap.get("snap_id"),
+                    channel=snap.get("channel"),
+                    assertions=tuple(
+                        SeedAssertion(
+                            a["type"], tuple(a["primary_key"]), Path(a["file"]).read_bytes()
+                        )
+                        for a in snap.get("assertions", [])
+                    ),
+                )
+            )
+        return out
+
+    def model_assertions(self) -> list[SeedAssertion]:
+        saved = self.state.results.get("model_assertions", [])
+        return [
+            SeedAssertion(a["type"], tuple(a["primary_key"]), Path(a["file"]).read_bytes())
+            for a in saved
+        ]
+
+    def root_dir(self) -> Path:
+        return self.workdir / "root"
+
+    def boot_dir(self) -> Path:
+        return self.workdir / "boot"
+
+    def step_write_seed(self) -> None:
+        info = self.info
+        for stale in (self.root_dir(), self.boot_dir()):
+            if stale.exists():
+                shutil.rmtree(stale)
+        assets = BootAssets(gadget_dir=self.gadget_dir(), extract_kernel=self.kernel_extractor())
+        custom = Customizations(
+            cloud_init_user_data=self.opts.cloud_init,
+            disable_console_conf=self.opts.disable_console_conf,
+            boot_flags=("factory",) if self.opts.factory_image else (),
+        )
+        model_text = self.model_file.read_bytes()
+        snaps = self.seed_snaps()
+        if info.uc20:
+            seed_root = self.root_dir()
+            seed_root.mkdir(parents=True)
+            from ucimage.build import volumes
+
+            # the gadget's system-seed content lands in the seed tree first
+            volumes.stage_seed_content(self, seed_root)
+            result = write_seed20(
+                seed_root,
+                info,
+                model_text,
+                self.model_assertions(),
+                snaps,
+                assets,
+                label=self.label(),
+                custom=custom,
+            )
+            installed: dict[str, str] = {}
+            manifest_revs = dict(result.revisions)
+            if self.opts.disk_info:
+                shutil.copyfile(self.opts.disk_info, _mkparent(seed_root / ".disk" / "info"))
+        else:
+            system_data = self.root_dir() / "system-data"
+            system_data.mkdir(parents=True)
+            result = write_seed16(
+                system_data,
+                self.boot_dir(),
+                info,
+                model_text,
+                self.model_assertions(),
+                snaps,
+                assets,
+                custom,
+            )
+            (system_data / "boot").mkdir(exist_ok=True)
+            installed = dict(result.boot_snaps)
+            manifest_revs = dict(result.revisions)
+            if self.opts.disk_info:
+                shutil.copyfile(self.opts.disk_info, _mkparent(self.root_dir() / ".disk" / "info"))
+        self.state.results["write_seed"] = {
+            "revisions": manifest_revs,
+            "installed": installed,
+            "files": result.files,
+            "label": result.label,
+            "bootloader": assets.bootloader(),
+        }
+        if self.opts.seed_only:
+            self._export_seed()
+
+    def _export_seed(self) -> None:
+        """--seed: the seed tree in the output dir, laid out like `snap prepare-image`."""
+        kind = "system-seed" if self.info.uc20 else "image"
+        dest = self.outdir / kind
+        if dest.exists():
+            raise BuildError(f"{dest} already exists", hint="remove it or pick another -O")
+        tmp = self.outdir / f".{kind}.partial"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if self.info.uc20:
+            shutil.copytree(self.root_dir(), tmp, symlinks=True, copy_function=_link_or_copy)
+        else:
+            shutil.copytree(
+                self.root_dir() / "system-data", tmp, symlinks=True, copy_function=_link_or_copy
+            )
+            shutil.rmtree(tmp / "boot", ignore_errors=True)
+            if self.boot_dir().exists():
+                shutil.copytree(self.boot_dir(), tmp / "boot", copy_function=_link_or_copy)
+        os.replace(tmp, dest)
+        self.state.results.setdefault("outputs", []).append(str(dest))
+
+    def step_populate_volumes(self) -> None:
+        from ucimage.build import volumes
+
+        self.state.results["populate_volumes"] = volumes.populate(self)
+
+    def step_build_volumes(self) -> None:
+        from ucimage.build import volumes
+
+        images = volumes.build(self)
+        self.state.results["build_volumes"] = {"images": images}
+        outputs = self.state.results.setdefault("outputs", [])
+        outputs.extend(images)
+
+    def step_write_manifests(self) -> None:
+        seeded = self.result("write_seed")
+        info = self.info
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        written = []
+        # snaps without a revision (UC20 local snaps) are not in the manifest
+        revisions = {k: v for k, v in seeded["revisions"].items() if v}
+        if write_manifest(self.outdir / "seed.manifest", seed_manifest(revisions)):
+            written.append(str(self.outdir / "seed.manifest"))
+        if not info.uc20 and write_manifest(
+            self.outdir / "snaps.manifest", snaps_manifest(seeded["installed"])
+        ):
+            written.append(str(self.outdir / "snaps.manifest"))
+        self.state.results.setdefault("outputs", []).extend(written)
+
+
+def _mkparent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst

@@ -1,0 +1,345 @@
+"""Gadget volumes → disk images: layout, content mapping and the disk writer.
+
+For every volume that produces an image, the gadget layout
+(:func:`ucimage.gadget.lay_out_volume`) is turned into a
+:class:`ucimage.image.spec.DiskSpec`:
+
+* system-data (UC16/18) gets the staged writable root, system-seed (UC20+)
+  the staged seed tree, as whole directories (the filesystem is made from them
+  directly: no extra copy);
+* the UC16/18 system-boot partition gets the bootloader files prepared with
+  the seed (grub → ``EFI/ubuntu/``, u-boot/piboot → the root) and then the
+  gadget's content (gadget files win, as in ubuntu-image);
+* bare content and ``offset-write`` values become raw writes.
+
+The image is written as ``.<volume>.img.partial`` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ucimage.errors import UcimageError
+
+if TYPE_CHECKING:
+    from ucimage.build.pipeline import ImageBuild
+    from ucimage.gadget import GadgetInfo, LaidOutStructure, VolumeLayout
+
+
+class VolumeBuildError(UcimageError):
+    code = "volume-build"
+
+
+def load_and_validate(build: ImageBuild) -> GadgetInfo:
+    from ucimage.gadget import ModelContext, load_gadget
+
+    info = build.info
+    gadget = load_gadget(build.gadget_dir(), model=ModelContext(has_modes=info.uc20))
+    for warning in getattr(gadget, "warnings", ()):
+        build.progress.warning(str(warning))
+    seeded = any(v.seeded for v in gadget.volumes.values())
+    if info.uc20 and not seeded:
+        raise VolumeBuildError(
+            "model requires system-seed structure, but none was found",
+            hint="a UC20+ model needs a gadget with a system-seed role",
+        )
+    if not info.uc20 and seeded:
+        raise VolumeBuildError("model does not support the system-seed role")
+    if not any(v.produces_image for v in gadget.volumes.values()):
+        raise VolumeBuildError("no volume in the gadget.yaml produces an image")
+    return gadget
+
+
+def _du(root: Path) -> int:
+    """Bytes a tree takes like ``du -s -B1``: files by 4 KiB blocks, plus directories."""
+    total = 0
+    for dirpath, _dirs, filenames in os.walk(root):
+        total += 4096
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            total += -(-st.st_size // 4096) * 4096
+    return total
+
+
+def _kernel_dir(build: ImageBuild, gadget: GadgetInfo) -> Path | None:
+    """Unpack only kernel.yaml and the assets the gadget refers to."""
+    refs = {
+        ref[0]
+        for v in gadget.volumes.values()
+        for s in v.structures
+        for c in s.content
+        if (ref := c.kernel_ref) is not None
+    }
+    if not refs:
+        return None
+    from ucimage.gadget.parse import load_yaml
+    from ucimage.snaps import SnapFile
+
+    kernel = SnapFile(build.snap_path("kernel"))
+    dest = build.workdir / "unpack" / "kernel"
+    kernel_yaml = kernel.read_file_or_none("meta/kernel.yaml")
+    if kernel_yaml is None:
+        raise VolumeBuildError(
+            "the gadget refers to $kernel: assets but the kernel has no kernel.yaml"
+        )
+    data = load_yaml(kernel_yaml.decode(), "meta/kernel.yaml")
+    assets = data.get("assets", {}) if isinstance(data, dict) else {}
+    paths = ["meta/kernel.yaml"]
+    for name in refs:
+        asset = assets.get(name) if isinstance(assets, dict) else None
+        if isinstance(asset, dict):
+            paths += [str(p).rstrip("/") for p in asset.get("content", [])]
+    kernel.extract(dest, paths)
+    return dest
+
+
+def layouts(build: ImageBuild) -> list[VolumeLayout]:
+    from ucimage.gadget import lay_out_volume, system_data_size_for_content
+
+    gadget = load_and_validate(build)
+    kernel_dir = _kernel_dir(build, gadget)
+    out = []
+    for index, (name, volume) in enumerate(gadget.volumes.items()):
+        if not volume.produces_image:
+            build.progress.info(f"volume {name}: no image for schema {volume.schema}")
+            continue
+        system_data_size = None
+        if not build.info.uc20 and any(s.role == "system-data" for s in volume.structures):
+            system_data_size = system_data_size_for_content(
+                _du(build.root_dir()), build.opts.sector_size
+            )
+        out.append(
+            lay_out_volume(
+                volume,
+                sector_size=build.opts.sector_size,
+                image_size=build.opts.image_size.for_volume(name, index),
+                system_data_size=system_data_size,
+                gadget_dir=build.gadget_dir(),
+                kernel_dir=kernel_dir,
+            )
+        )
+    return out
+
+
+def stage_seed_content(build: ImageBuild, seed_root: Path) -> None:
+    """Copy the gadget's system-seed content into the UC20 seed tree (before seeding)."""
+    from ucimage.image.content import stage
+
+    for layout in layouts_without_sizes(build):
+        for structure in layout.structures:
+            if structure.role == "system-seed":
+                stage(_gadget_entries(structure), seed_root)
+
+
+def layouts_without_sizes(build: ImageBuild) -> list[VolumeLayout]:
+    from ucimage.gadget import lay_out_volume
+
+    gadget = load_and_validate(build)
+    kernel_dir = _kernel_dir(build, gadget)
+    return [
+        lay_out_volume(
+            v,
+            sector_size=build.opts.sector_size,
+            gadget_dir=build.gadget_dir(),
+            kernel_dir=kernel_dir,
+        )
+        for v in gadget.volumes.values()
+        if v.produces_image
+    ]
+
+
+def _gadget_entries(structure: LaidOutStructure) -> list[Any]:
+    from ucimage.image.spec import ContentEntry
+
+    entries = []
+    for content in structure.content:
+        if content.kind != "file":
+            continue
+        if content.path is None:
+            raise VolumeBuildError(f"cannot resolve content {content.source!r}")
+        target = content.target or "/"
+        entries.append(
+            ContentEntry(
+                source=content.path,
+                target=PurePosixPath("/" + target.lstrip("/")),
+                contents_only=content.source.endswith("/"),
+                into_directory=target.endswith("/"),
+            )
+        )
+    return entries
+
+
+def _is_system_boot(structure: LaidOutStructure) -> bool:
+    return structure.role == "system-boot" or (
+        not structure.role and structure.label == "system-boot"
+    )
+
+
+def _boot_entries(build: ImageBuild) -> list[Any]:
+    """UC16/18: bootloader files snapd would have put under image/boot/."""
+    from ucimage.image.spec import ContentEntry
+
+    boot = build.boot_dir()
+    entries = []
+    for sub, target in (("grub", "/EFI/ubuntu"), ("uboot", "/"), ("piboot", "/")):
+        if (boot / sub).is_dir():
+            entries.append(
+                ContentEntry(
+                    source=boot / sub,
+                    target=PurePosixPath(target),
+                    contents_only=True,
+                    into_directory=False,
+                )
+            )
+    return entries
+
+
+def disk_spec(build: ImageBuild, layout: VolumeLayout, path: Path) -> Any:
+    from ucimage.image.determinism import seed_and_timestamp
+    from ucimage.image.spec import DiskSpec, FilesystemSpec, PartitionSpec, RawWrite
+
+    partitions = []
+    raw = []
+    uc20 = build.info.uc20
+    for s in layout.structures:
+        for content in s.content:
+            if content.kind == "image":
+                if content.path is None or content.start is None:
+                    raise VolumeBuildError(f"cannot resolve image content {content.source!r}")
+                raw.append(
+                    RawWrite(
+                        offset=content.start,
+                        source=content.path,
+                        limit=content.size,
+                        what=f"image {content.source} of structure {s.structure_name or s.name}",
+                    )
+                )
+        if s.offset_write is not None:
+            raw.append(
+                RawWrite(
+                    offset=s.offset_write.at,
+                    data=s.offset_write.to_bytes(),
+                    what=f"offset-write of {s.structure_name or s.name}",
+                )
+            )
+        if s.partition_number is None or not s.in_image:
+            continue
+        fs = None
+        if s.filesystem:
+            fs_content: Path | tuple[Any, ...]
+            if (s.role == "system-data" and not uc20) or s.role == "system-seed":
+                fs_content = build.root_dir()
+            elif _is_system_boot(s) and not uc20:
+                fs_content = tuple(_boot_entries(build) + _gadget_entries(s))
+            else:
+                fs_content = tuple(_gadget_entries(s))
+            fs = FilesystemSpec(
+                kind=s.filesystem,  # type: ignore[arg-type]
+                label=s.label,
+                content=fs_content,
+            )
+        assert s.partition_type is not None
+        partitions.append(
+            PartitionSpec(
+                number=s.partition_number,
+                start=s.start,
+                size=s.size,
+                type=s.partition_type,
+                name=s.name,
+                bootable=s.bootable,
+                filesystem=fs,
+            )
+        )
+    seed, timestamp = seed_and_timestamp(layout.name)
+    return DiskSpec(
+        path=path,
+        size=layout.size,
+        sector_size=layout.sector_size,
+        schema=layout.schema,
+        partitions=tuple(partitions),
+        raw_writes=tuple(raw),
+        seed=seed,
+        timestamp=timestamp,
+        name=layout.name,
+    )
+
+
+def populate(build: ImageBuild) -> dict[str, Any]:
+    """Lay out every volume now that the seed is staged (sizes depend on it)."""
+    plans = layouts(build)
+    (build.workdir / "volumes.json").write_text(
+        __import__("json").dumps([p.to_json() for p in plans], indent=1, default=str)
+    )
+    return {"volumes": [{"name": p.name, "size": p.size} for p in plans]}
+
+
+def _check_space(directory: Path, need: int) -> None:
+    st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise VolumeBuildError(
+            f"not enough space in {directory}: the image needs up to {need} bytes, {free} are free",
+            hint="free some space or choose another -O/--output-dir",
+        )
+
+
+def _payload_bytes(build: ImageBuild) -> int:
+    return _du(build.root_dir())
+
+
+def build(build: ImageBuild) -> list[str]:
+    from ucimage.image import write_disk
+
+    outdir = build.outdir
+    outdir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for layout in layouts(build):
+        final = outdir / f"{layout.name}.img"
+        partial = outdir / f".{layout.name}.img.partial"
+        bmap_final = outdir / f"{layout.name}.img.bmap"
+        zst_final = outdir / f"{layout.name}.img.zst"
+        bmap_partial = outdir / f".{layout.name}.img.bmap.partial"
+        zst_partial = outdir / f".{layout.name}.img.zst.partial"
+        temps = (partial, bmap_partial, zst_partial)
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        spec = disk_spec(build, layout, partial)
+        _check_space(outdir, _payload_bytes(build))
+        try:
+            written = write_disk(
+                spec,
+                workdir=build.workdir,
+                bmap=bmap_partial if build.opts.bmap else None,
+                zstd=zst_partial if build.opts.compress == "zstd" else None,
+            )
+            if build.opts.bmap:
+                os.replace(bmap_partial, bmap_final)
+                done.append(str(bmap_final))
+            if build.opts.compress == "zstd":
+                os.replace(zst_partial, zst_final)
+                done.append(str(zst_final))
+            os.replace(partial, final)
+        except OSError as exc:
+            for tmp in temps:
+                tmp.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise VolumeBuildError(
+                    f"no space left on the device while writing {final}",
+                    hint="free some space or choose another -O/--output-dir",
+                ) from exc
+            raise
+        except BaseException as exc:
+            for tmp in temps:
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, UcimageError) and "No space left" in exc.message:
+                raise VolumeBuildError(
+                    f"no space left on the device while writing {final}",
+                    hint="free some space or choose another -O/--output-dir",
+                ) from exc
+            raise
+        build.progress.info(f"{final.name}: {written.size} bytes, {written.allocated} allocated")
+        done.insert(0, str(final))
+    return done

@@ -1,0 +1,281 @@
+"""Bootloader configuration and environment for a freshly seeded image.
+
+The bootloader is named by a marker file at the gadget root (``grub.conf``,
+``uboot.conf``, ``piboot.conf``, ``lk.conf``, ``androidboot.conf``).
+
+UC16/18 (:func:`write_boot16`) writes into a boot directory whose sub-folder
+(``grub/``, ``uboot/`` …) the build copies to the system-boot partition:
+grub gets the gadget's ``grub.conf`` as ``grub.cfg`` plus a ``grubenv``;
+u-boot gets ``uboot.env`` (the gadget's ``uboot.conf`` with the boot variables
+set) and the kernel's assets extracted to ``<kernel>_<rev>.snap/``.
+
+UC20+ (:func:`write_recovery20`) writes the recovery bootloader files into the
+seed tree: grub ``EFI/ubuntu/{grub.cfg,grubenv}`` and ``systems/<label>/grubenv``;
+u-boot ``uboot/ubuntu/boot.sel`` and ``systems/<label>/kernel/``; piboot
+``piboot/ubuntu/piboot.conf``, ``systems/<label>/kernel/``, ``config.txt`` and
+``cmdline.txt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ucimage.errors import UcimageError
+from ucimage.seed.bootenv import GrubEnv, UbootEnv
+from ucimage.seed.model import ModelInfo
+
+MARKERS: dict[str, str] = {
+    "grub.conf": "grub",
+    "uboot.conf": "u-boot",
+    "piboot.conf": "piboot",
+    "lk.conf": "lk",
+    "androidboot.conf": "android-boot",
+}
+
+#: kernel files a u-boot/piboot device boots from
+KERNEL_ASSETS: tuple[str, ...] = ("kernel.img", "initrd.img", "dtbs")
+
+#: ``extract(members, dest)``: unpack these paths of the kernel snap into dest
+KernelExtractor = Callable[[Sequence[str], Path], None]
+
+
+class BootloaderError(UcimageError):
+    """The gadget's bootloader cannot be set up."""
+
+    code = "bootloader"
+
+
+@dataclass(frozen=True)
+class BootAssets:
+    """What the bootloader writers read: the unpacked gadget and a kernel extractor."""
+
+    gadget_dir: Path
+    extract_kernel: KernelExtractor
+
+    def bootloader(self) -> str:
+        found = [name for marker, name in MARKERS.items() if (self.gadget_dir / marker).exists()]
+        if not found:
+            raise BootloaderError(
+                "the gadget has no bootloader marker file",
+                hint="a gadget snap needs one of " + ", ".join(MARKERS) + " at its root",
+            )
+        if len(found) > 1:
+            raise BootloaderError(f"the gadget has several bootloader markers: {found}")
+        return found[0]
+
+
+def boot16_vars(model: ModelInfo, core_file: str, kernel_file: str) -> dict[str, str]:
+    """UC16/18 boot variables, in the order snapd writes them to grubenv."""
+    values: dict[str, str] = {}
+    if model.display_name:
+        values["snap_menuentry"] = model.display_name
+    values.update(
+        snap_core=core_file,
+        snap_kernel=kernel_file,
+        snap_mode="",
+        snap_try_core="",
+        snap_try_kernel="",
+    )
+    return values
+
+
+def write_boot16(
+    boot_dir: Path,
+    model: ModelInfo,
+    assets: BootAssets,
+    *,
+    core_file: str,
+    kernel_file: str,
+) -> str:
+    """Write UC16/18 bootloader files under *boot_dir*; returns the bootloader name."""
+    loader = assets.bootloader()
+    values = boot16_vars(model, core_file, kernel_file)
+    gadget = assets.gadget_dir
+    if loader == "grub":
+        out = boot_dir / "grub"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "grub.cfg").write_bytes((gadget / "grub.conf").read_bytes())
+        GrubEnv(values).write(out / "grubenv")
+    elif loader == "u-boot":
+        out = boot_dir / "uboot"
+        out.mkdir(parents=True, exist_ok=True)
+        env = _uboot_from_gadget(gadget / "uboot.conf")
+        env.update(values)
+        env.write(out / "uboot.env")
+        assets.extract_kernel(KERNEL_ASSETS, out / kernel_file)
+    elif loader == "android-boot":
+        out = boot_dir / "androidboot"
+        out.mkdir(parents=True, exist_ok=True)
+        current = _read_plain_env(gadget / "androidboot.conf")
+        current.update(values)
+        text = "".join(f"{k}={v}\n" for k, v in current.items())
+        (out / "androidboot.env").write_text(text)
+    else:
+        raise BootloaderError(
+            f"the {loader} bootloader is not supported for UC16/18 images yet",
+            hint="use a grub or u-boot gadget",
+        )
+    return loader
+
+
+def _uboot_from_gadget(conf: Path) -> UbootEnv:
+    data = conf.read_bytes()
+    if not data:
+        return UbootEnv()
+    return UbootEnv.decode(data)
+
+
+def _read_plain_env(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not key.startswith("#"):
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _cmdline_file(gadget: Path, name: str) -> str:
+    path = gadget / name
+    if not path.is_file():
+        return ""
+    words: list[str] = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            words.append(line)
+    return " ".join(words)
+
+
+def write_recovery20(
+    seed_root: Path,
+    model: ModelInfo,
+    assets: BootAssets,
+    *,
+    label: str,
+    kernel_path: str,
+    boot_flags: Sequence[str] = (),
+) -> str:
+    """Write the UC20+ recovery bootloader files into the seed tree."""
+    loader = assets.bootloader()
+    gadget = assets.gadget_dir
+    system = seed_root / "systems" / label
+    recovery: dict[str, str] = {}
+    if boot_flags:
+        recovery["snapd_boot_flags"] = ",".join(boot_flags)
+    recovery["snapd_recovery_system"] = label
+    recovery["snapd_recovery_mode"] = "install"
+    if loader == "grub":
+        efi = seed_root / "EFI/ubuntu"
+        efi.mkdir(parents=True, exist_ok=True)
+        (efi / "grub.cfg").write_text(RECOVERY_GRUB_CFG)
+        GrubEnv(recovery).write(efi / "grubenv")
+        GrubEnv(
+            {
+                "snapd_recovery_kernel": kernel_path,
+                "snapd_extra_cmdline_args": _cmdline_file(gadget, "cmdline.extra"),
+                "snapd_full_cmdline_args": _cmdline_file(gadget, "cmdline.full"),
+            }
+        ).write(system / "grubenv")
+    elif loader == "u-boot":
+        if (gadget / "uboot.conf").stat().st_size:
+            raise BootloaderError("non-empty uboot.env not supported on UC20+ yet")
+        out = seed_root / "uboot/ubuntu"
+        out.mkdir(parents=True, exist_ok=True)
+        UbootEnv(recovery).write(out / "boot.sel")
+        assets.extract_kernel(KERNEL_ASSETS, system / "kernel")
+    elif loader == "piboot":
+        out = seed_root / "piboot/ubuntu"
+        out.mkdir(parents=True, exist_ok=True)
+        UbootEnv(recovery).write(out / "piboot.conf")
+        assets.extract_kernel(KERNEL_ASSETS, system / "kernel")
+        config = seed_root / "config.txt"
+        cmdline = seed_root / "cmdline.txt"
+        if not config.is_file() or not cmdline.is_file():
+            raise BootloaderError(
+                "a piboot gadget must put config.txt and cmdline.txt on the seed partition"
+            )
+        text = config.read_text()
+        if not text.endswith("\n"):
+            text += "\n"
+        config.write_text(text + f"os_prefix=/systems/{label}/kernel/\n")
+        base = cmdline.read_text().strip()
+        cmdline.write_text(
+            f"snapd_recovery_mode=install snapd_recovery_system={label} {base}".strip() + "\n"
+        )
+    else:
+        raise BootloaderError(
+            f"the {loader} bootloader is not supported for UC20+ images yet",
+            hint="use a grub, u-boot or piboot gadget",
+        )
+    return loader
+
+
+#: our recovery grub menu: boots the chosen recovery system's kernel snap with
+#: the mode and label from EFI/ubuntu/grubenv (same variables snapd uses)
+RECOVERY_GRUB_CFG = """\
+# Snapd-Boot-Config-Edition: 1
+# Recovery menu written by ucimage.
+
+set default=0
+set timeout=3
+set timeout_style=hidden
+
+if [ -e /EFI/ubuntu/grubenv ]; then
+    load_env --file /EFI/ubuntu/grubenv snapd_recovery_mode snapd_recovery_system
+fi
+if [ -z "$snapd_recovery_mode" ]; then
+    set snapd_recovery_mode=install
+fi
+
+set base_args="panic=-1"
+set grub_binary="none"
+if [ "$grub_cpu" = "x86_64" ]; then
+    set base_args="console=ttyS0 console=tty1 panic=-1"
+    set grub_binary="grubx64.efi"
+elif [ "$grub_cpu" = "arm64" ]; then
+    set grub_binary="grubaa64.efi"
+fi
+
+search --no-floppy --set=boot_fs --label ubuntu-boot
+if [ "$snapd_recovery_mode" = "run" ]; then
+    set default="run"
+elif [ -n "$snapd_recovery_system" ]; then
+    set default="$snapd_recovery_mode-$snapd_recovery_system"
+fi
+if [ -n "$boot_fs" ]; then
+    menuentry "Run mode" --id=run {
+        chainloader ($boot_fs)/EFI/boot/$grub_binary
+    }
+fi
+
+for system in /systems/*; do
+    regexp --set 1:system "/([a-z0-9](-?[a-z0-9])*)\\$" "$system"
+    if [ -z "$system" ]; then
+        continue
+    fi
+    if [ -z "$snapd_recovery_system" ]; then
+        set default="$snapd_recovery_mode-$system"
+    fi
+    set snapd_recovery_kernel=
+    set snapd_extra_cmdline_args=
+    set snapd_full_cmdline_args=
+    load_env --file /systems/$system/grubenv snapd_recovery_kernel \\
+        snapd_extra_cmdline_args snapd_full_cmdline_args
+    set args="$base_args $snapd_extra_cmdline_args"
+    if [ -n "$snapd_full_cmdline_args" ]; then
+        set args="$snapd_full_cmdline_args"
+    fi
+    for mode in install recover factory-reset; do
+        menuentry "$mode using $system" --id=$mode-$system $snapd_recovery_kernel $mode $system {
+            loopback loop $2
+            chainloader (loop)/kernel.efi snapd_recovery_mode=$3 snapd_recovery_system=$4 $args
+        }
+    done
+done
+
+menuentry "UEFI firmware settings" --id=uefi-firmware {
+    fwsetup
+}
+"""

@@ -1,0 +1,170 @@
+"""Tiny test snaps and models for the image-build tests (owned by the build issue).
+
+Snaps are squashfs files made with ``mksquashfs`` from a few files: a
+``meta/snap.yaml`` plus what the snap type needs (kernel assets, a gadget tree
+around a gadget.yaml from the shared test data).  Everything is deterministic
+(fixed mtimes, ``-all-root``) so digests are stable between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+from tests.conftest import TESTDATA
+
+GADGETS = TESTDATA / "gadgets"
+
+#: snap ids used in the test models (any 32-char string will do)
+SNAP_IDS: dict[str, str] = {
+    "snapd": "PMrrV4ml8uWuEUDBT8dSGnKUYbevVhc4",
+    "core": "99T7MUlRhtI3U0QFgl5mXXESAiSwt776",
+    "core18": "CSO04Jhav2yK0uz97cr0ipQRyqg0qQL6",
+    "core20": "DLqre5XGLbDqg9jPtiAhRRjDuPVa5X1q",
+    "pc": "UqFziVZDHLSyO3TqSWgNBoAdHbLI4dAH",
+    "pc-kernel": "pYVQrBcKmBa0mZ4CCN7ExT6jH8rY1hza",
+    "pi3": "Tt2CmDqGrWFiPAYrgQkzUkRumbCgjUyA",
+    "pi2-kernel": "4wOF9vBHBBvoHNhRZ4i4SYz3Y5IDWxmx",
+    "hello-world": "buPKUD3TKqCOgLEjjHx5kSiCpIs5cMuQ",
+}
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def mksquashfs(tree: Path, out: Path) -> Path:
+    """Pack *tree* into *out* deterministically."""
+    for root, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            os.utime(
+                os.path.join(root, name), (1_600_000_000, 1_600_000_000), follow_symlinks=False
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "mksquashfs",
+            str(tree),
+            str(out),
+            "-noappend",
+            "-comp",
+            "gzip",
+            "-no-xattrs",
+            "-all-root",
+            "-no-progress",
+            "-quiet",
+            "-mkfs-time",
+            "1600000000",
+            "-all-time",
+            "1600000000",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+def uboot_env(size: int, values: dict[str, str]) -> bytes:
+    """An independent u-boot env encoder (CRC + flag byte + sorted k=v NULs + 0xff)."""
+    payload = b"".join(f"{k}={v}".encode() + b"\0" for k, v in sorted(values.items())) + b"\0"
+    payload = payload.ljust(size - 5, b"\xff")
+    return struct.pack("<I", zlib.crc32(payload)) + b"\0" + payload
+
+
+def make_snap(
+    workdir: Path,
+    name: str,
+    snap_type: str = "app",
+    *,
+    version: str = "1.0",
+    base: str | None = None,
+    gadget_yaml: str | None = None,
+    bootloader: str = "grub",
+    payload: int = 0,
+    extra: dict[str, bytes] | None = None,
+) -> Path:
+    """Build ``<workdir>/<name>.snap``; *payload* adds that many pseudo-random bytes."""
+    tree = workdir / f"{name}.tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    lines = [f"name: {name}", f"version: '{version}'", f"type: {snap_type}"]
+    if base:
+        lines.append(f"base: {base}")
+    if snap_type == "app":
+        lines.append("apps:\n  hello:\n    command: bin/hello")
+        _write(tree / "bin/hello", "#!/bin/sh\necho hello\n")
+    _write(tree / "meta/snap.yaml", "\n".join(lines) + "\n")
+    if snap_type == "kernel":
+        _write(tree / "kernel.img", b"KERNEL" * 100)
+        _write(tree / "initrd.img", b"INITRD" * 100)
+        _write(tree / "dtbs/board.dtb", b"DTB")
+    if snap_type == "gadget":
+        assert gadget_yaml is not None
+        _write(tree / "meta/gadget.yaml", (GADGETS / gadget_yaml).read_bytes())
+        for blob in ("pc-boot.img", "pc-core.img"):
+            _write(tree / blob, blob.encode().ljust(400, b"\0"))
+        for blob in ("grubx64.efi", "shim.efi.signed", "mmx64.efi"):
+            _write(tree / blob, f"fake {blob}\n")
+        _write(tree / "grub.cfg", "# gadget grub.cfg\n")
+        _write(tree / "boot-assets/config.txt", "# config\n")
+        _write(tree / "boot-assets/cmdline.txt", "console=tty0\n")
+        if bootloader == "grub":
+            _write(tree / "grub.conf", "")
+        elif bootloader == "u-boot":
+            _write(tree / "uboot.conf", uboot_env(4096, {"bootcmd": "run snappy_boot"}))
+    if payload:
+        # incompressible but deterministic
+        seed = name.encode()
+        chunks = []
+        block = zlib.compress(seed)
+        import hashlib
+
+        h = hashlib.shake_256(block)
+        chunks.append(h.digest(payload))
+        _write(tree / "payload.bin", b"".join(chunks))
+    for rel, data in (extra or {}).items():
+        _write(tree / rel, data)
+    return mksquashfs(tree, workdir / f"{name}.snap")
+
+
+def snaps_uc18(workdir: Path) -> list[Path]:
+    return [
+        make_snap(workdir, "snapd", "snapd"),
+        make_snap(workdir, "core18", "base"),
+        make_snap(workdir, "pc-kernel", "kernel"),
+        make_snap(workdir, "pc", "gadget", base="core18", gadget_yaml="pc-amd64-uc18.yaml"),
+        make_snap(workdir, "hello-world", "app", base="core18"),
+    ]
+
+
+def snaps_uc16(workdir: Path) -> list[Path]:
+    return [
+        make_snap(workdir, "core", "os"),
+        make_snap(workdir, "pc-kernel", "kernel"),
+        make_snap(workdir, "pc", "gadget", gadget_yaml="pc-amd64-uc16.yaml"),
+    ]
+
+
+def snaps_uc16_pi3(workdir: Path) -> list[Path]:
+    return [
+        make_snap(workdir, "core", "os"),
+        make_snap(workdir, "pi2-kernel", "kernel"),
+        make_snap(
+            workdir, "pi3", "gadget", gadget_yaml="pi3-uc16-implicit-data.yaml", bootloader="u-boot"
+        ),
+    ]
+
+
+def snaps_uc20(workdir: Path) -> list[Path]:
+    return [
+        make_snap(workdir, "snapd", "snapd"),
+        make_snap(workdir, "core20", "base"),
+        make_snap(workdir, "pc-kernel", "kernel"),
+        make_snap(workdir, "pc", "gadget", base="core20", gadget_yaml="pc-amd64-uc20.yaml"),
+        make_snap(workdir, "hello-world", "app", base="core20"),
+    ]
