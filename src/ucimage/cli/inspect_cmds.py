@@ -1,9 +1,82 @@
-"""Verbs of this module are registered here (filled in by their issue)."""
+"""``ucimage inspect IMAGE``: what a device booted from IMAGE would report."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from ucimage.errors import UsageError
+from ucimage.inspect import inspect_image, known_model, render_text, snap_list, to_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's verbs to the ``ucimage`` parser."""
+    p = subparsers.add_parser(
+        "inspect",
+        help="show partitions, filesystems, seeded snaps, model and boot env of an image",
+        description=(
+            "Inspect an Ubuntu Core disk image without root or mounts: partition table "
+            "(GPT/MBR), filesystems, the seeded snaps as 'snap list' shows them on the "
+            "device, the model assertion, and the bootloader environment. With --verify, "
+            "check every seed assertion against the trust database and every seeded "
+            "snap's digest and size against its snap-revision."
+        ),
+    )
+    p.add_argument("image", type=Path, metavar="IMAGE", help="disk image file (e.g. pc.img)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print a JSON document instead")
+    out.add_argument(
+        "--model",
+        action="store_true",
+        help="print only the model assertion, as 'snap known model' does on the device",
+    )
+    out.add_argument(
+        "--snap-list",
+        action="store_true",
+        help="print only the 'snap list' table of the seeded snaps",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="verify assertions and snap digests; exit 1 if anything fails",
+    )
+    p.add_argument(
+        "--trusted",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra trusted assertions (e.g. a test root account-key); repeatable",
+    )
+    p.set_defaults(func=run_inspect)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    for f in args.trusted:
+        if not f.is_file():
+            raise UsageError(f"--trusted file {str(f)!r} does not exist")
+    if args.trusted and not args.verify:
+        raise UsageError("--trusted only makes sense with --verify")
+    with tempfile.TemporaryDirectory(prefix="ucimage-inspect-") as tmp:
+        report = inspect_image(args.image, Path(tmp), verify=args.verify, trusted=args.trusted)
+        if args.model or args.snap_list:
+            if report.seed is None:
+                raise UsageError(f"{args.image} has no seed, so no model and no snaps")
+            if args.model:
+                sys.stdout.buffer.write(known_model(report.seed))
+            else:
+                sys.stdout.write(snap_list(report.seed))
+            sys.stdout.flush()
+        elif args.json:
+            json.dump(to_json(report), sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(render_text(report))
+    if report.verify is not None and not report.verify.ok:
+        names = ", ".join(c.subject for c in report.verify.failures)
+        print(f"error: verification failed: {names}", file=sys.stderr)
+        return 1
+    return 0

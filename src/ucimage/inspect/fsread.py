@@ -151,6 +151,7 @@ class ExtReader:
     def extract_tree(self, path: str, dest: Path) -> None:
         """Copy directory *path* to *dest* (which must not exist yet)."""
         p = _norm(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="ucimage-rdump-", dir=dest.parent) as tmp:
             self._debugfs(f"rdump {_debugfs_quote(p)} {_debugfs_quote(tmp)}", p)
             got = Path(tmp) / PurePosixPath(p).name
@@ -215,7 +216,7 @@ class VfatReader:
 
     def extract_tree(self, path: str, dest: Path) -> None:
         p = _norm(path)
-        dest.mkdir(parents=True)
+        dest.mkdir(parents=True)  # must not exist yet, like ExtReader's
         try:
             self._mtools(
                 [

@@ -1,0 +1,149 @@
+"""Inspect a whole image: table, filesystems, seed, boot environments, verify."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ucimage.errors import UcimageError
+from ucimage.inspect.bootenv import BOOTENV_PATHS, BootEnv, parse_bootenv
+from ucimage.inspect.errors import InspectError
+from ucimage.inspect.filesystems import Filesystem, probe_filesystem
+from ucimage.inspect.fsread import FilesystemReader, reader_for
+from ucimage.inspect.partitions import PartitionTable, read_partition_table
+from ucimage.inspect.seed import Seed, read_seed
+from ucimage.inspect.verify import AssertionChecker, VerifyReport, database_checker, verify_seed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartitionFilesystem:
+    partition: int
+    filesystem: Filesystem
+
+
+@dataclass(frozen=True)
+class BootEnvFile:
+    partition: int
+    path: str
+    env: BootEnv
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    path: Path
+    size: int
+    table: PartitionTable
+    filesystems: tuple[PartitionFilesystem, ...]
+    seed: Seed | None
+    bootenvs: tuple[BootEnvFile, ...]
+    verify: VerifyReport | None
+    problems: tuple[str, ...]
+
+
+def _readers(
+    image: Path, table: PartitionTable, filesystems: Sequence[PartitionFilesystem]
+) -> list[tuple[int, Filesystem, FilesystemReader]]:
+    parts = {p.number: p for p in table.partitions}
+    out = []
+    for pf in filesystems:
+        offset = parts[pf.partition].offset if pf.partition else 0
+        desc = f"partition {pf.partition} ({pf.filesystem.type}"
+        desc += f" {pf.filesystem.label!r})" if pf.filesystem.label else ")"
+        reader = reader_for(pf.filesystem.type, image, offset, desc)
+        if reader is not None:
+            out.append((pf.partition, pf.filesystem, reader))
+    return out
+
+
+def _bootenvs(
+    readers: Sequence[tuple[int, Filesystem, FilesystemReader]], seed: Seed | None
+) -> list[BootEnvFile]:
+    found = []
+    for number, _, reader in readers:
+        paths = list(BOOTENV_PATHS)
+        if seed is not None and seed.partition == number and seed.layout == "uc20":
+            paths.append((f"{seed.directory}/grubenv", "grubenv"))
+        for path, fmt in paths:
+            try:
+                data = reader.read_bytes(path)
+            except FileNotFoundError:
+                continue
+            except UcimageError as exc:
+                log.debug("cannot read %s: %s", path, exc)
+                continue
+            found.append(BootEnvFile(number, path, parse_bootenv(fmt, data)))
+    return found
+
+
+def inspect_image(
+    image: str | os.PathLike[str],
+    workdir: Path,
+    *,
+    verify: bool = False,
+    trusted: Sequence[Path] = (),
+    checker: AssertionChecker | None = None,
+) -> ImageReport:
+    """Inspect *image*; seed files are copied under *workdir* (the caller removes it)."""
+    path = Path(image)
+    if not path.is_file():
+        raise InspectError(f"image {os.fspath(path)!r} does not exist or is not a file")
+    started = time.monotonic()
+    table = read_partition_table(path)
+    problems = list(table.problems)
+    filesystems: list[PartitionFilesystem] = []
+    with open(path, "rb") as f:
+        if table.scheme == "none":
+            fs = probe_filesystem(f, 0, table.image_size)
+            if fs is not None:
+                filesystems.append(PartitionFilesystem(0, fs))
+        for p in table.partitions:
+            if p.offset + 512 > table.image_size:
+                problems.append(f"partition {p.number} starts beyond the end of the image")
+                continue
+            fs = probe_filesystem(f, p.offset, p.size_bytes)
+            if fs is None:
+                continue
+            if fs.size > p.size_bytes:
+                problems.append(
+                    f"partition {p.number}: the {fs.type} filesystem ({fs.size} bytes) is "
+                    f"bigger than its partition ({p.size_bytes} bytes)"
+                )
+            filesystems.append(PartitionFilesystem(p.number, fs))
+    log.debug("table and filesystems read in %.2fs", time.monotonic() - started)
+    readers = _readers(path, table, filesystems)
+    seed: Seed | None = None
+    # the seed partition: writable (UC16/18) or ubuntu-seed (UC20+); try labelled ones first
+    preferred = sorted(readers, key=lambda r: r[1].label not in ("writable", "ubuntu-seed"))
+    for number, _, reader in preferred:
+        seed = read_seed(reader, number, workdir / f"p{number}")
+        if seed is not None:
+            break
+    log.debug("seed read in %.2fs", time.monotonic() - started)
+    if seed is None:
+        problems.append("no seed found (neither system-data/var/lib/snapd/seed nor systems/)")
+    bootenvs = _bootenvs(readers, seed)
+    report: VerifyReport | None = None
+    if verify:
+        if seed is None:
+            raise InspectError(
+                "nothing to verify: the image has no seed",
+                hint="is this an Ubuntu Core image built by ucimage snap or ubuntu-image?",
+            )
+        report = verify_seed(seed, checker or database_checker(trusted, seed))
+        log.debug("verified in %.2fs", time.monotonic() - started)
+    return ImageReport(
+        path=path,
+        size=table.image_size,
+        table=table,
+        filesystems=tuple(filesystems),
+        seed=seed,
+        bootenvs=tuple(bootenvs),
+        verify=report,
+        problems=tuple(problems),
+    )
