@@ -46,7 +46,7 @@ MKE2FS_CONF = f"""\
 	inode_size = 256
 	inode_ratio = 16384
 	reserved_ratio = 5.0
-	lazy_itable_init = false
+	lazy_itable_init = true
 	lazy_journal_init = false
 
 [fs_types]
@@ -158,7 +158,10 @@ def make_ext4(
     conf.write_text(MKE2FS_CONF)
     extended = [
         f"offset={offset}", "nodiscard", f"hash_seed={hash_seed}", "root_owner=0:0",
-        "lazy_itable_init=0", "lazy_journal_init=0",
+        # inode tables stay holes (the kernel zeroes them at first mount and
+        # bg_itable_unused keeps stale disk bytes out); the journal is really
+        # zeroed, so flashing with a .bmap over old data cannot replay garbage
+        "lazy_itable_init=1", "lazy_journal_init=0",
     ]  # fmt: skip
     argv: list[str | os.PathLike[str]] = ["mke2fs", "-t", "ext4", "-q", "-F", "-b", str(BLOCK_SIZE)]
     argv += ["-U", str(fs_uuid), "-E", ",".join(extended)]

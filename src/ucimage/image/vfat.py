@@ -34,6 +34,28 @@ def mtools_image(image: Path, offset: int) -> str:
     return f"{os.fspath(image)}@@{offset}"
 
 
+FAT32_MIN_CLUSTERS = 65525
+FAT16_MIN_CLUSTERS = 4085
+
+
+def fat_bits_for(size: int, fat_sector: int, kind: str) -> int:
+    """FAT width for one-sector clusters.
+
+    The FAT type is defined by the cluster count, and readers (mtools, Linux,
+    firmware) go by it: a "FAT32" with fewer than 65525 clusters is read as
+    FAT16 and looks corrupt.  So a vfat too small for FAT32 (under ~33 MiB with
+    512-byte sectors, ~260 MiB with 4096) becomes FAT16, or FAT12 below that.
+    """
+    sectors = size // fat_sector
+    fat32_clusters = sectors - 32 - 2 * -(-(sectors + 2) * 4 // fat_sector)
+    if kind != "vfat-16" and fat32_clusters >= FAT32_MIN_CLUSTERS:
+        return 32
+    fat16_clusters = sectors - 4 - 2 * -(-(sectors + 2) * 2 // fat_sector) - 32
+    if fat16_clusters >= FAT16_MIN_CLUSTERS + 16:
+        return 16
+    return 12
+
+
 def make_vfat(
     image: Path, offset: int, size: int, *, kind: str, label: str | None, volume_id: int,
     sector_size: int, timestamp: int, staged: StagedTree | None,
@@ -42,7 +64,7 @@ def make_vfat(
     fat_sector = max(512, sector_size)
     if offset % fat_sector:
         raise ImageError(f"vfat offset {offset} is not a multiple of the sector size {fat_sector}")
-    fat_bits = "16" if kind == "vfat-16" else "32"
+    fat_bits = str(fat_bits_for(size, fat_sector, kind))
     argv: list[str | os.PathLike[str]] = ["mkfs.vfat", "-F", fat_bits, "-S", str(fat_sector)]
     argv += ["-s", "1", "--invariant", "-i", f"{volume_id:08X}"]
     if label:
