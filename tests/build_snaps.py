@@ -168,3 +168,75 @@ def snaps_uc20(workdir: Path) -> list[Path]:
         make_snap(workdir, "pc", "gadget", base="core20", gadget_yaml="pc-amd64-uc20.yaml"),
         make_snap(workdir, "hello-world", "app", base="core20"),
     ]
+
+
+SNAP_SIGN = TESTDATA / "assertions" / "snap-sign"
+#: the self-signed testbrand account and key that sign our test models
+TRUSTED_FILES = (
+    SNAP_SIGN / "outputs" / "account-self.assert",
+    SNAP_SIGN / "outputs" / "account-key-self.assert",
+)
+
+MODEL_UC16_PI3: dict[str, object] = {
+    "model": "t16pi",
+    "display-name": "Pi3 test",
+    "architecture": "armhf",
+    "gadget": "pi3",
+    "kernel": "pi2-kernel",
+}
+MODEL_UC16_PC: dict[str, object] = {
+    "model": "t16",
+    "architecture": "amd64",
+    "gadget": "pc",
+    "kernel": "pc-kernel",
+}
+MODEL_UC18: dict[str, object] = {
+    "model": "t18",
+    "display-name": "Test UC18 (amd64)",
+    "architecture": "amd64",
+    "base": "core18",
+    "gadget": "pc=18",
+    "kernel": "pc-kernel=18",
+    "required-snaps": ["hello-world"],
+}
+
+
+def model_uc20(grade: str = "dangerous") -> dict[str, object]:
+    def entry(name: str, snap_type: str, channel: str = "latest/stable") -> dict[str, str]:
+        return {"name": name, "type": snap_type, "default-channel": channel, "id": SNAP_IDS[name]}
+
+    return {
+        "model": f"t20-{grade}",
+        "display-name": "Test UC20",
+        "architecture": "amd64",
+        "base": "core20",
+        "grade": grade,
+        "snaps": [
+            entry("pc", "gadget", "20/stable"),
+            entry("pc-kernel", "kernel", "20/stable"),
+            entry("core20", "base"),
+            entry("snapd", "snapd"),
+            entry("hello-world", "app"),
+        ],
+    }
+
+
+def sign_model(headers: dict[str, object], out: Path) -> Path:
+    """Sign a model with the shared throwaway testkey1 as brand ``testbrand``."""
+    import json
+
+    from ucimage.assertions import PrivateKey, sign_json
+
+    key = PrivateKey.from_pem((SNAP_SIGN / "keys" / "testkey1.private.pem").read_bytes())
+    doc = {
+        "type": "model",
+        "authority-id": "testbrand",
+        "brand-id": "testbrand",
+        "series": "16",
+        "timestamp": "2024-01-01T00:00:00+00:00",
+        **headers,
+    }
+    assertion = sign_json(json.dumps(doc), key)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(assertion.encode())
+    return out

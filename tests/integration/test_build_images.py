@@ -1,0 +1,251 @@
+"""`ucimage snap MODEL` builds real images; each is checked with independent tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tests.build_snaps import (
+    MODEL_UC16_PI3,
+    MODEL_UC18,
+    TRUSTED_FILES,
+    model_uc20,
+    sign_model,
+    snaps_uc16_pi3,
+    snaps_uc18,
+    snaps_uc20,
+)
+from ucimage.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+EPOCH = "1700000000"  # 2023-11-14
+TRUST = [a for f in TRUSTED_FILES for a in ("--trusted", str(f))]
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    base = tmp_path_factory.mktemp("build-fixtures")
+    return {
+        "uc18": snaps_uc18(base / "uc18"),
+        "pi3": snaps_uc16_pi3(base / "pi3"),
+        "uc20": snaps_uc20(base / "uc20"),
+        "m18": sign_model(MODEL_UC18, base / "uc18.model"),
+        "mpi3": sign_model(MODEL_UC16_PI3, base / "pi3.model"),
+        "m20": sign_model(model_uc20("dangerous"), base / "uc20.model"),
+        "m20signed": sign_model(model_uc20("signed"), base / "uc20s.model"),
+    }
+
+
+def build(model: Path, snaps: list[Path], out: Path, *extra: str) -> int:
+    args = ["snap", str(model), *TRUST, "-O", str(out), "-q", *extra]
+    for snap in snaps:
+        args += ["--snap", str(snap)]
+    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    try:
+        return main(args)
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+
+
+def sfdisk(image: Path) -> dict[str, object]:
+    out = subprocess.run(["sfdisk", "--json", str(image)], check=True, capture_output=True)
+    table: dict[str, object] = json.loads(out.stdout)["partitiontable"]
+    return table
+
+
+def extract(image: Path, start: int, size: int, out: Path) -> Path:
+    with open(image, "rb") as src, open(out, "wb") as dst:
+        src.seek(start * 512)
+        dst.write(src.read(size * 512))
+    return out
+
+
+def debugfs_ls(fs: Path, path: str) -> list[str]:
+    out = subprocess.run(
+        ["debugfs", "-R", f"ls -l {path}", str(fs)], check=True, capture_output=True, text=True
+    ).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.strip()]
+
+
+def debugfs_cat(fs: Path, path: str) -> bytes:
+    return subprocess.run(
+        ["debugfs", "-R", f"cat {path}", str(fs)], check=True, capture_output=True
+    ).stdout
+
+
+def mtools(cmd: str, fs: Path, *args: str) -> bytes:
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    return subprocess.run(
+        [cmd, "-i", str(fs), *args], check=True, capture_output=True, env=env
+    ).stdout
+
+
+def fsck_ok(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def parse_grubenv(data: bytes) -> dict[str, str]:
+    """Independent reader: header, k=v lines, '#' padding, exactly 1024 bytes."""
+    assert len(data) == 1024 and data.startswith(b"# GRUB Environment Block\n")
+    lines = data.decode().split("\n")[1:]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def parse_ubootenv(data: bytes) -> dict[str, str]:
+    """Independent reader: CRC32 LE + flag byte + NUL-separated pairs."""
+    (crc,) = struct.unpack("<I", data[:4])
+    assert zlib.crc32(data[5:]) == crc
+    pairs = data[5:].split(b"\0\0", 1)[0].split(b"\0")
+    return dict(p.decode().split("=", 1) for p in pairs if p)
+
+
+def test_uc18_pc_gpt_grub(fixtures: dict[str, object], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(fixtures["m18"], fixtures["uc18"], out) == 0  # type: ignore[arg-type]
+    image = out / "pc.img"
+    table = sfdisk(image)
+    parts = table["partitions"]  # type: ignore[index]
+    assert table["label"] == "gpt"  # type: ignore[index]
+    assert [p["name"] for p in parts] == ["BIOS Boot", "EFI System", "writable"]
+    assert [p["start"] for p in parts[:3]] == [2048, 4096, 106496]
+    # offset-write mbr+92 = BIOS Boot start sector
+    assert struct.unpack("<I", image.read_bytes()[92:96])[0] == 2048
+    esp = extract(image, parts[1]["start"], parts[1]["size"], tmp_path / "esp")
+    fsck_ok(["fsck.vfat", "-n", str(esp)])
+    assert b"grubenv" in mtools("mdir", esp, "-b", "::EFI/ubuntu")
+    env = parse_grubenv(mtools("mtype", esp, "::EFI/ubuntu/grubenv"))
+    assert env == {
+        "snap_menuentry": "Test UC18 (amd64)",
+        "snap_core": "core18_x1.snap",
+        "snap_kernel": "pc-kernel_x1.snap",
+        "snap_mode": "",
+        "snap_try_core": "",
+        "snap_try_kernel": "",
+    }
+    # gadget content wins over snapd's copy of grub.conf (ubuntu-image order)
+    assert mtools("mtype", esp, "::EFI/ubuntu/grub.cfg") == b"# gadget grub.cfg\n"
+    writable = extract(image, parts[2]["start"], parts[2]["size"], tmp_path / "w")
+    fsck_ok(["e2fsck", "-fn", str(writable)])
+    seed = "/system-data/var/lib/snapd/seed"
+    assert set(debugfs_ls(writable, f"{seed}/snaps")) >= {
+        "snapd_x1.snap",
+        "core18_x1.snap",
+        "pc-kernel_x1.snap",
+        "pc_x1.snap",
+        "hello-world_x1.snap",
+    }
+    assert "model" in debugfs_ls(writable, f"{seed}/assertions")
+    seed_yaml = debugfs_cat(writable, f"{seed}/seed.yaml").decode()
+    assert "- name: snapd\n  unasserted: true\n  file: snapd_x1.snap\n" in seed_yaml
+    links = debugfs_ls(writable, "/system-data/var/lib/snapd/snaps")
+    assert "core18_x1.snap" in links and "pc-kernel_x1.snap" in links
+    assert (out / "snaps.manifest").read_text() == "core18 x1\npc-kernel x1\n"
+    assert (out / "seed.manifest").read_text().splitlines() == sorted(
+        ["core18 x1", "hello-world x1", "pc x1", "pc-kernel x1", "snapd x1"]
+    )
+    assert not list(out.glob(".*"))
+
+
+def test_uc16_pi3_mbr_uboot(fixtures: dict[str, object], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(fixtures["mpi3"], fixtures["pi3"], out) == 0  # type: ignore[arg-type]
+    image = out / "pi3.img"
+    table = sfdisk(image)
+    assert table["label"] == "dos"
+    parts = table["partitions"]  # type: ignore[index]
+    assert parts[0]["start"] == 2048 and parts[0]["type"] == "c" and parts[0].get("bootable")
+    assert parts[1]["type"] == "83"
+    boot = extract(image, parts[0]["start"], parts[0]["size"], tmp_path / "boot")
+    fsck_ok(["fsck.vfat", "-n", str(boot)])
+    env = parse_ubootenv(mtools("mtype", boot, "::uboot.env"))
+    assert env == {
+        "bootcmd": "run snappy_boot",
+        "snap_core": "core_x1.snap",
+        "snap_kernel": "pi2-kernel_x1.snap",
+        "snap_menuentry": "Pi3 test",
+    }
+    listing = mtools("mdir", boot, "-b", "-/", "::pi2-kernel_x1.snap").decode()
+    assert "kernel.img" in listing and "initrd.img" in listing and "board.dtb" in listing
+    assert mtools("mtype", boot, "::config.txt") == b"# config\n"  # gadget boot-assets/
+    writable = extract(image, parts[1]["start"], parts[1]["size"], tmp_path / "w")
+    fsck_ok(["e2fsck", "-fn", str(writable)])
+    assert (out / "snaps.manifest").read_text() == "core x1\npi2-kernel x1\n"
+
+
+def test_uc20_dangerous_seed_partition_only(fixtures: dict[str, object], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(fixtures["m20"], fixtures["uc20"], out) == 0  # type: ignore[arg-type]
+    image = out / "pc.img"
+    table = sfdisk(image)
+    parts = table["partitions"]  # type: ignore[index]
+    assert [p["name"] for p in parts] == ["BIOS Boot", "ubuntu-seed"]
+    # sized for the whole layout (volume end 2992 MiB + GPT), but sparse
+    assert image.stat().st_size == 2992 * 2**20 + 67 * 512
+    assert image.stat().st_blocks * 512 < 64 * 2**20
+    seed = extract(image, parts[1]["start"], parts[1]["size"], tmp_path / "seed")
+    fsck_ok(["fsck.vfat", "-n", str(seed)])
+    label = "20231114"  # from SOURCE_DATE_EPOCH
+    listing = mtools("mdir", seed, "-b", "-/", "::").decode()
+    for name in ("model", "options.yaml", "grubenv", "snapd_1.0.snap", "pc-kernel_1.0.snap"):
+        assert f"/systems/{label}/" in listing and name in listing
+    assert "::/EFI/boot/grubx64.efi" in listing  # gadget's system-seed content
+    env = parse_grubenv(mtools("mtype", seed, "::EFI/ubuntu/grubenv"))
+    assert env == {"snapd_recovery_system": label, "snapd_recovery_mode": "install"}
+    sysenv = parse_grubenv(mtools("mtype", seed, f"::systems/{label}/grubenv"))
+    assert sysenv["snapd_recovery_kernel"] == f"/systems/{label}/snaps/pc-kernel_1.0.snap"
+    options = mtools("mtype", seed, f"::systems/{label}/options.yaml").decode()
+    assert "unasserted: hello-world_1.0.snap" in options
+    assert not (out / "snaps.manifest").exists()
+    assert not (out / "seed.manifest").exists()  # only unasserted snaps: nothing to pin
+
+
+def test_uc20_factory_image_flag(fixtures: dict[str, object], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(fixtures["m20"], fixtures["uc20"], out, "--factory-image", "--seed") == 0  # type: ignore[arg-type]
+    env = parse_grubenv((out / "system-seed/EFI/ubuntu/grubenv").read_bytes())
+    assert env["snapd_boot_flags"] == "factory"
+
+
+def test_uc20_signed_refuses_local_snaps_before_any_work(
+    fixtures: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    rc = build(fixtures["m20signed"], fixtures["uc20"], out)  # type: ignore[arg-type]
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "grade signed" in err
+    assert not list(out.glob("*.img"))
+
+
+def test_unverified_model_refused_unless_allowed(
+    fixtures: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["snap", str(fixtures["m18"]), "-O", str(tmp_path), "--seed"]
+    for snap in fixtures["uc18"]:  # type: ignore[attr-defined]
+        args += ["--snap", str(snap)]
+    assert main(args) == 1
+    assert "cannot verify the model assertion" in capsys.readouterr().err
+    assert main([*args, "--allow-unverified", "-q"]) == 0
+
+
+def test_reproducible_images_and_manifests(fixtures: dict[str, object], tmp_path: Path) -> None:
+    for name, model, snaps in (("uc18", "m18", "uc18"), ("uc20", "m20", "uc20")):
+        digests = []
+        for run in ("a", "b"):
+            out = tmp_path / name / run
+            assert build(fixtures[model], fixtures[snaps], out) == 0  # type: ignore[arg-type]
+            digests.append(
+                {
+                    p.name: __import__("hashlib").sha256(p.read_bytes()).hexdigest()
+                    for p in sorted(out.iterdir())
+                }
+            )
+        assert digests[0] == digests[1], name
