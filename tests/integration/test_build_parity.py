@@ -1,0 +1,154 @@
+"""Parity with Debian's `snap prepare-image`: same seed files, seed.yaml/options.yaml, boot envs.
+
+snapd runs offline with local snaps: a loopback stub answers 404 to every store
+request and UBUNTU_IMAGE_SKIP_COPY_UNVERIFIED_MODEL=1 lets our test-signed model
+through (snapd then leaves the model out of the UC16/18 seed and writes an empty
+UC20 ``model``, the only expected differences).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.build_snaps import (
+    MODEL_UC16_PI3,
+    MODEL_UC18,
+    TRUSTED_FILES,
+    model_uc20,
+    sign_model,
+    snaps_uc16_pi3,
+    snaps_uc18,
+    snaps_uc20,
+)
+from ucimage.cli.main import main
+from ucimage.seed.bootenv import GrubEnv, UbootEnv
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("snap") is None, reason="snapd's snap client not installed"),
+]
+
+
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        body = b'{"error-list":[{"code":"not-found","message":"not found"}]}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stub_store() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def prepare_image(url: str, model: Path, snaps: list[Path], out: Path, arch: str) -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(out.parent),
+        "UBUNTU_IMAGE_SKIP_COPY_UNVERIFIED_MODEL": "1",
+        "SNAPPY_FORCE_API_URL": url,
+        "SNAPPY_FORCE_SAS_URL": url,
+    }
+    argv = ["snap", "prepare-image", "--arch", arch]
+    for snap in snaps:
+        argv += ["--snap", str(snap)]
+    subprocess.run([*argv, str(model), str(out)], check=True, env=env, capture_output=True)
+
+
+def ours(model: Path, snaps: list[Path], out: Path) -> None:
+    args = ["snap", str(model), "--seed", "-O", str(out), "-q"]
+    for f in TRUSTED_FILES:
+        args += ["--trusted", str(f)]
+    for snap in snaps:
+        args += ["--snap", str(snap)]
+    assert main(args) == 0
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_uc18_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> None:
+    snaps = snaps_uc18(tmp_path / "snaps")
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
+    ours(model, snaps, tmp_path / "ours")
+    theirs, mine = tmp_path / "snapd/image", tmp_path / "ours/image"
+    assert tree(mine) - tree(theirs) == {"var/lib/snapd/seed/assertions/model"}
+    assert tree(theirs) - tree(mine) == set()
+    seed = "var/lib/snapd/seed/seed.yaml"
+    assert (mine / seed).read_bytes() == (theirs / seed).read_bytes()
+    env = "boot/grub/grubenv"
+    # snapd sets the variables from a Go map: same values, order may vary
+    assert GrubEnv.read(mine / env).values == GrubEnv.read(theirs / env).values
+    for link in ("core18_x1.snap", "pc-kernel_x1.snap"):
+        path = f"var/lib/snapd/snaps/{link}"
+        assert os.readlink(mine / path) == os.readlink(theirs / path)
+    for snap in (theirs / "var/lib/snapd/seed/snaps").iterdir():
+        assert (mine / "var/lib/snapd/seed/snaps" / snap.name).read_bytes() == snap.read_bytes()
+
+
+def test_uc16_pi3_uboot_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> None:
+    snaps = snaps_uc16_pi3(tmp_path / "snaps")
+    model = sign_model(MODEL_UC16_PI3, tmp_path / "m.model")
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "armhf")
+    ours(model, snaps, tmp_path / "ours")
+    theirs, mine = tmp_path / "snapd/image", tmp_path / "ours/image"
+    assert tree(mine) ^ tree(theirs) == {"var/lib/snapd/seed/assertions/model"}
+    seed = "var/lib/snapd/seed/seed.yaml"
+    assert (mine / seed).read_bytes() == (theirs / seed).read_bytes()
+    env = "boot/uboot/uboot.env"
+    assert UbootEnv.read(mine / env).values == UbootEnv.read(theirs / env).values
+    assert (mine / env).read_bytes() == (theirs / env).read_bytes()
+
+
+def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> None:
+    snaps = snaps_uc20(tmp_path / "snaps")
+    model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
+    # snapd labels the system with today's date; build ours for the same day
+    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0)
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(today.timestamp()))
+    try:
+        ours(model, snaps, tmp_path / "ours")
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+    theirs, mine = tmp_path / "snapd/system-seed", tmp_path / "ours/system-seed"
+    assert tree(mine) == tree(theirs)
+    label = today.strftime("%Y%m%d")
+    system = f"systems/{label}"
+    assert yaml.safe_load((mine / system / "options.yaml").read_text()) == yaml.safe_load(
+        (theirs / system / "options.yaml").read_text()
+    )
+    assert (mine / system / "options.yaml").read_bytes() == (
+        theirs / system / "options.yaml"
+    ).read_bytes()
+    for env in ("EFI/ubuntu/grubenv", f"{system}/grubenv"):
+        assert GrubEnv.read(mine / env).values == GrubEnv.read(theirs / env).values, env
+    assert (theirs / system / "model").read_bytes() == b""  # skipped by snapd (unverified)
+    assert (mine / system / "model").read_bytes() == model.read_bytes()
