@@ -9,7 +9,7 @@ from typing import Any
 
 from ucimage.assertions import checks, rules
 from ucimage.assertions.codec import Assertion, assemble_content, decode
-from ucimage.assertions.crypto import PrivateKey
+from ucimage.assertions.crypto import PrivateKey, PublicKey
 from ucimage.assertions.errors import AssertionFormatError
 from ucimage.assertions.headers import check_value, prune, quote, valid_name
 from ucimage.assertions.types import lookup
@@ -156,3 +156,84 @@ def sign_json(
     """``snap sign``: a JSON object of headers (plus optional ``body``) in, assertion out."""
     headers, body = headers_from_json(data)
     return sign(headers, body, key, when=when, style=style)
+
+
+def account_key_request(
+    key: PrivateKey,
+    account_id: str,
+    name: str,
+    *,
+    since: dt.datetime | None = None,
+    when: dt.datetime | None = None,
+) -> Assertion:
+    """What ``snap export-key --account=ID NAME`` prints: a self-signed account-key-request."""
+    start = since or dt.datetime.now(dt.UTC)
+    headers = {
+        "type": "account-key-request",
+        "account-id": account_id,
+        "name": name,
+        "public-key-sha3-384": key.id,
+        "since": checks.format_rfc3339(start),
+    }
+    return sign(headers, key.public_key().encode().encode(), key, when=when)
+
+
+def account_key(
+    authority_key: PrivateKey,
+    authority_id: str,
+    account_id: str,
+    public_key: PublicKey,
+    *,
+    name: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    revision: int = 0,
+    when: dt.datetime | None = None,
+) -> Assertion:
+    """An account-key for *public_key* of *account_id*, signed by *authority_key*.
+
+    A self-signed one (authority key == the key, authority == account) is how a
+    brand or self-hosted store becomes a root of its own (use it with ``--trusted``).
+    """
+    headers: dict[str, Any] = {
+        "type": "account-key",
+        "authority-id": authority_id,
+        "account-id": account_id,
+        "public-key-sha3-384": public_key.id,
+        "since": since or checks.format_rfc3339(dt.datetime.now(dt.UTC)),
+    }
+    if name:
+        headers["name"] = name
+    if until:
+        headers["until"] = until
+    if revision:
+        headers["revision"] = str(revision)
+    return sign(headers, public_key.encode().encode(), authority_key, when=when)
+
+
+def account(
+    authority_key: PrivateKey,
+    authority_id: str,
+    account_id: str,
+    *,
+    display_name: str | None = None,
+    username: str | None = None,
+    validation: str = "unproven",
+    timestamp: str | None = None,
+    revision: int = 0,
+    when: dt.datetime | None = None,
+) -> Assertion:
+    """An account assertion for *account_id*, signed by *authority_key*."""
+    headers: dict[str, Any] = {
+        "type": "account",
+        "authority-id": authority_id,
+        "account-id": account_id,
+        "display-name": display_name or account_id,
+        "validation": validation,
+        "timestamp": timestamp or checks.format_rfc3339(dt.datetime.now(dt.UTC)),
+    }
+    if username:
+        headers["username"] = username
+    if revision:
+        headers["revision"] = str(revision)
+    return sign(headers, b"", authority_key, when=when)
