@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ucimage.assertions.codec import Assertion, decode, decode_stream
-from ucimage.assertions.crypto import PrivateKey
+from ucimage.assertions import Assertion, PrivateKey, decode, decode_stream, sign
 from ucimage.assertions.types import lookup
 from ucimage.store.errors import StoreSetupError
 
@@ -23,25 +22,8 @@ STORE_KEY_FILE = "keys/store.pem"
 
 
 def sign_assertion(headers: Mapping[str, Any], body: bytes, key: PrivateKey) -> Assertion:
-    """Sign with :mod:`ucimage.assertions` (adds ``sign-key-sha3-384``)."""
-    from ucimage import assertions
-
-    sign = getattr(assertions, "sign", None)
-    full = {**headers, "sign-key-sha3-384": key.id}
-    if sign is not None:
-        result = sign(dict(headers), body, key)
-        return result if isinstance(result, Assertion) else decode(result)
-    # fallback while the package's top-level sign() is not published yet
-    from ucimage.assertions.codec import assemble_content
-
-    atype = lookup(str(headers["type"]))
-    if atype is None:
-        raise ValueError(f"unknown assertion type {headers['type']!r}")
-    if body:
-        full["body-length"] = str(len(body))
-    content = assemble_content(atype, full, body)
-    signature = key.sign(content).encode()
-    return decode(content + b"\n\n" + signature.encode("ascii"))
+    """Sign with :func:`ucimage.assertions.sign` (fills ``sign-key-sha3-384``)."""
+    return sign(dict(headers), body, key)
 
 
 @dataclass(frozen=True)
