@@ -1,18 +1,30 @@
-"""Glue to the trust database of :mod:`ucimage.assertions` (kept apart so the
-rest of the inspector does not depend on its exact API)."""
+"""The trust database behind ``inspect --verify`` (:class:`ucimage.assertions.Database`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ucimage.assertions.codec import Assertion
-from ucimage.inspect.errors import InspectError
+from ucimage.assertions import Assertion, Database, load_assertion_files
 
 
 def checker(
     trusted: Sequence[Path], assertions: Sequence[Assertion]
 ) -> Callable[[Assertion], None]:
-    raise InspectError(
-        "assertion verification is not available yet: ucimage.assertions has no Database"
-    )
+    """Check each assertion against the built-in roots plus the *trusted* files.
+
+    The seed's own assertions form the pool the chains are resolved from, as on
+    a device seeding itself; a trusted root shipped inside the seed is not
+    trusted for that (only ``--trusted`` files and the built-in roots are).
+    """
+    db = Database(extra_trusted=load_assertion_files(trusted))
+    for a in assertions:
+        if not db.is_trusted(a):
+            db.add(a)
+
+    def check(a: Assertion) -> None:
+        if db.is_trusted(a):
+            return
+        db.check(a)
+
+    return check

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ucimage.assertions.codec import Assertion, decode_stream
+from ucimage.assertions import Assertion, decode_stream
 from ucimage.errors import UcimageError
 from ucimage.inspect.errors import SeedError
 from ucimage.inspect.fsread import FilesystemReader
@@ -273,10 +273,11 @@ def _check_model_snaps(model: Assertion, snaps: Iterable[SeedSnap], problems: li
             problems.append(f"the model requires snap {name} but the seed does not hold it")
 
 
-def _one_model(models: list[Assertion], where: str) -> Assertion:
+def _one_model(models: list[Assertion], where: str, problems: list[str]) -> Assertion:
     if len(models) != 1:
+        why = "".join(f"; {p}" for p in problems if p.startswith("cannot decode"))
         raise SeedError(
-            f"{where} must hold exactly one model assertion, found {len(models)}",
+            f"{where} must hold exactly one model assertion, found {len(models)}{why}",
             hint="the seed is incomplete or was assembled by hand",
         )
     return models[0]
@@ -308,7 +309,7 @@ def read_seed16(reader: FilesystemReader, partition: int, workdir: Path) -> Seed
         label = f"{SEED16_DIR}/assertions/{f.name}"
         items.extend((label, a) for a in _decode_file(f, problems, label))
     index = _Index(items)
-    model = _one_model(index.models(), f"{SEED16_DIR}/assertions")
+    model = _one_model(index.models(), f"{SEED16_DIR}/assertions", problems)
     rows = []
     seen: set[str] = set()
     for entry in entries:
@@ -383,7 +384,7 @@ def read_seed20(reader: FilesystemReader, partition: int, workdir: Path) -> Seed
     if not model_file.is_file():
         raise SeedError(f"{sysdir}/model is missing")
     model_items = _decode_file(model_file, problems, f"{sysdir}/model")
-    model = _one_model([a for a in model_items if a.type == "model"], f"{sysdir}/model")
+    model = _one_model([a for a in model_items if a.type == "model"], f"{sysdir}/model", problems)
     if len(model_items) != 1:
         problems.append(f"{sysdir}/model must contain exactly the model assertion")
     items.extend((f"{sysdir}/model", a) for a in model_items)

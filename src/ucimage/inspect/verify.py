@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ucimage.assertions.codec import Assertion
+from ucimage.assertions import Assertion
 from ucimage.errors import UcimageError
 from ucimage.inspect.seed import Seed, SeedSnap, model_snap_names
 

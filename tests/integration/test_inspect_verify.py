@@ -1,0 +1,112 @@
+"""``inspect --verify`` with the real trust database on seeds holding signed store assertions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_inspect_images import (
+    TRUSTED,
+    BuiltImage,
+    build_uc16_image,
+    build_uc20_image,
+    flip_byte_of_file,
+)
+from ucimage.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+TRUST_ARGS = [arg for f in TRUSTED for arg in ("--trusted", str(f))]
+
+
+def build(kind: str, workdir: Path) -> BuiltImage:
+    return build_uc16_image(workdir) if kind == "uc16" else build_uc20_image(workdir)
+
+
+def verify(capsys: pytest.CaptureFixture[str], image: Path, *extra: str) -> tuple[int, str, str]:
+    rc = main(["inspect", "--verify", *extra, *TRUST_ARGS, str(image)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.mark.parametrize("kind", ["uc16", "uc20"])
+def test_fresh_image_verifies(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build(kind, tmp_path)
+    rc, out, err = verify(capsys, image.path, "--json")
+    assert rc == 0, err
+    result = json.loads(out)["verify"]
+    assert result["ok"] is True and result["failures"] == []
+    by_kind: dict[str, list[str]] = {}
+    for c in result["checks"]:
+        by_kind.setdefault(c["kind"], []).append(c["status"])
+    # model, 5 declarations, 5 revisions, brand account + key, store key, publisher account
+    assert by_kind["assertion"].count("ok") >= 15
+    assert set(by_kind["assertion"]) == {"ok"}
+    assert sorted(by_kind["snap"]) == ["ok"] * 5 + ["skipped"]
+    assert set(by_kind["model"]) == {"ok"}
+
+
+@pytest.mark.parametrize("kind", ["uc16", "uc20"])
+def test_one_changed_byte_names_the_snap(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build(kind, tmp_path)
+    seeddir = "/system-data/var/lib/snapd/seed" if kind == "uc16" else ""
+    flip_byte_of_file(image, f"{seeddir}/snaps/core22_3.snap", offset_in_file=3000)
+    rc, out, err = verify(capsys, image.path)
+    assert rc == 1
+    assert "Verify: FAIL" in out
+    fails = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert len(fails) == 1 and fails[0].startswith("  FAIL snap core22 ("), fails
+    assert "does not match snap-revision 3" in fails[0]
+    assert "error: verification failed: core22 (" in err
+    assert "pc-kernel" not in err
+
+
+@pytest.mark.parametrize("kind", ["uc16", "uc20"])
+def test_tampered_model_fails_its_signature(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build(kind, tmp_path)
+    blob = bytearray(image.path.read_bytes())
+    pos = blob.find(b"model: stub-pc\n")
+    assert pos > 0 and blob.find(b"model: stub-pc\n", pos + 1) < 0
+    blob[pos + len("model: stub-p")] = ord("x")
+    image.path.write_bytes(bytes(blob))
+    rc, out, err = verify(capsys, image.path)
+    assert rc == 1
+    assert "verification failed: model 16/stubbrand/stub-px" in err
+    assert "FAIL assertion model 16/stubbrand/stub-px" in out
+
+
+def test_undecodable_model_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build_uc16_image(tmp_path)
+    blob = bytearray(image.path.read_bytes())
+    pos = blob.find(b"model: stub-pc\n")
+    blob[pos + len("model: stub-p")] = ord("X")  # models must be lower case
+    image.path.write_bytes(bytes(blob))
+    rc, _, err = verify(capsys, image.path)
+    assert rc == 1
+    assert "must hold exactly one model assertion, found 0" in err
+    assert "cannot decode assertions in /system-data/var/lib/snapd/seed/assertions/model" in err
+
+
+def test_untrusted_root_fails_every_chain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build_uc16_image(tmp_path)
+    rc = main(["inspect", "--verify", "--json", str(image.path)])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 1
+    failed = {
+        c["subject"].split(" ")[0] for c in doc["verify"]["checks"] if c["status"] == "failed"
+    }
+    assert {"model", "snap-revision", "snap-declaration"} <= failed
+    # the snap digests themselves are still fine
+    assert all(c["status"] != "failed" for c in doc["verify"]["checks"] if c["kind"] == "snap")
