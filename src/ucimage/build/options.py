@@ -8,6 +8,7 @@ so a bad command line fails before anything is downloaded.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +159,14 @@ def parse_revision(text: str) -> tuple[str, int]:
 
 
 def _must_be_file(path: Path | None, flag: str) -> None:
-    if path is not None and not path.is_file():
-        raise UsageError(f"{flag} file {str(path)!r} does not exist or is not a file")
+    if path is None:
+        return
+    try:
+        ok = path.is_file() and os.access(path, os.R_OK)
+    except OSError:
+        ok = False
+    if not ok:
+        raise UsageError(f"{flag} file {str(path)!r} does not exist or cannot be read")
 
 
 def validate_options(opts: BuildOptions) -> None:

@@ -1,0 +1,170 @@
+"""Failure safety and rootless builds of `ucimage snap`.
+
+* --until/--thru stop between steps, --resume continues from the workdir;
+* SIGKILL between steps and SIGINT during the disk write leave no file under
+  the final image name, and --resume finishes the build;
+* a full output filesystem gives a clear error;
+* the whole build runs as an unprivileged user (setpriv).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.build_snaps import MODEL_UC18, TRUSTED_FILES, sign_model, snaps_uc18
+from ucimage.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def inputs() -> Iterator[list[str]]:
+    # world-readable, so the rootless test's unprivileged user can read the inputs
+    base = Path(tempfile.mkdtemp(prefix="ucimage-safety-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    snaps = snaps_uc18(base / "snaps")
+    model = sign_model(MODEL_UC18, base / "m.model")
+    args = [str(model)]
+    for f in TRUSTED_FILES:
+        args += ["--trusted", str(f)]
+    for s in snaps:
+        args += ["--snap", str(s)]
+    for p in base.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    yield args
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ucimage.cli.main", *args]
+
+
+def test_until_thru_and_resume(inputs: list[str], tmp_path: Path) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    base = ["snap", *inputs, "-w", str(work), "-O", str(out), "-q"]
+    assert main([*base, "--until", "build_volumes"]) == 0
+    assert not (out / "pc.img").exists()
+    state = json.loads((work / "ucimage-build.json").read_text())
+    assert state["done"][-1] == "populate_volumes"
+    assert main(["snap", "-w", str(work), "-O", str(out), "--resume", "-q"]) == 0
+    assert (out / "pc.img").exists() and (out / "seed.manifest").exists()
+    work2, out2 = tmp_path / "w2", tmp_path / "o2"
+    assert main(["snap", *inputs, "-w", str(work2), "-O", str(out2), "--thru", "write_seed"]) == 0
+    assert json.loads((work2 / "ucimage-build.json").read_text())["done"][-1] == "write_seed"
+
+
+def test_resume_needs_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["snap", "--resume", "-w", str(tmp_path)]) == 1
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def _run_until_event(argv: list[str], step: str, sig: int, event: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        record = json.loads(line)
+        if record["event"] == event and record.get("step") == step:
+            proc.send_signal(sig)
+            break
+    proc.wait(timeout=60)
+    return proc
+
+
+def test_sigkill_between_steps_then_resume(inputs: list[str], tmp_path: Path) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    argv = cli("snap", *inputs, "-w", str(work), "-O", str(out), "--json")
+    proc = _run_until_event(argv, "populate_volumes", signal.SIGKILL, "step-done")
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "pc.img").exists()
+    resumed = subprocess.run(
+        cli("snap", "-w", str(work), "-O", str(out), "--resume", "--json"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(line) for line in resumed.stdout.splitlines()]
+    skipped = {e["step"] for e in events if e["event"] == "step-skipped"}
+    assert {"verify_model", "write_seed", "populate_volumes"} <= skipped
+    assert events[-1]["event"] == "build-done"
+    assert (out / "pc.img").exists()
+
+
+def test_sigint_during_disk_write_leaves_no_image(inputs: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = cli("snap", *inputs, "-O", str(out), "--json")
+    proc = _run_until_event(argv, "build_volumes", signal.SIGINT, "step-start")
+    assert proc.returncode == 130
+    assert not (out / "pc.img").exists()
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".img")]
+    assert not list(out.glob(".pc.img*"))  # temp image cleaned up
+    assert not list(out.glob(".ucimage-work-*"))  # own workdir removed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs")
+def test_full_output_disk_is_a_clear_error(inputs: list[str], tmp_path: Path) -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare not available")
+    out = tmp_path / "full"
+    out.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=1m tmpfs {out} && "
+        + " ".join(cli("snap", *inputs, "-O", str(out)))
+        + f"; rc=$?; ls -A {out}; exit $rc"
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=REPO
+    )
+    if "mount" in proc.stderr and "permission" in proc.stderr.lower():
+        pytest.skip("cannot mount tmpfs here")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error:" in proc.stderr and ("space" in proc.stderr or "No space" in proc.stderr)
+    assert "pc.img" not in proc.stdout.split()
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
+def test_rootless_build_as_nobody(inputs: list[str], tmp_path: Path) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv not available")
+    out = Path(tempfile.mkdtemp(prefix="ucimage-rootless-", dir="/tmp"))
+    os.chown(out, 65534, 65534)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(out),
+        "PYTHONPATH": str(REPO / "src"),
+        "SOURCE_DATE_EPOCH": "1700000000",
+    }
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            *cli("snap", *inputs, "-O", str(out / "img"), "-q"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr
+    image = out / "img" / "pc.img"
+    assert image.stat().st_uid == 65534
+    table = json.loads(
+        subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, check=True).stdout
+    )
+    assert len(table["partitiontable"]["partitions"]) == 3
+    shutil.rmtree(out, ignore_errors=True)
