@@ -748,6 +748,14 @@ CASES: list[tuple[str, Any, ModelContext | None, str, str | None]] = [
         "found duplicate key 'bootloader'",
         None,
     ),
+    (
+        "size-hex-plain-yaml",
+        "volumes:\n  pc:\n    bootloader: grub\n    structure:\n"
+        "      - {name: a, type: bare, size: 0x100}\n",
+        None,
+        'cannot parse size "0x100": invalid suffix "x100"',
+        "a",
+    ),
     ("yaml-syntax", "volumes: [\n", None, "cannot parse gadget metadata", None),
     ("not-a-mapping", "- a\n- b\n", None, "the document must be a mapping, not a list", None),
     (
@@ -853,3 +861,10 @@ def test_legacy_keys_ignored_unknown_warned() -> None:
     g = {**pc16(), "device-tree": "x", "format": 0, "frobnicate": 1}
     info = parse_gadget_yaml(_text(g))
     assert info.warnings == ("unknown top-level key 'frobnicate' ignored",)
+
+
+def test_octal_looking_size_is_decimal() -> None:
+    """YAML 1.1 would read 010 as 8; snapd reads the text: 10 bytes."""
+    text = "volumes:\n  pc:\n    bootloader: grub\n    structure:\n"
+    text += "      - {name: a, type: bare, size: 010}\n"
+    assert parse_gadget_yaml(text).volumes["pc"].structures[0].size == 10

@@ -23,13 +23,15 @@ class QuantityError(ValueError):
 
 def _split_unit(text: str) -> tuple[int, str]:
     # like snapd's strutil.SplitUnit: digits and '-' form the number
-    cut = len(text)
+    cut = -1
     for i, char in enumerate(text):
         if not ("0" <= char <= "9" or char == "-"):
             cut = i
             break
     if cut == 0:
         raise QuantityError("no numerical prefix")
+    if cut == -1:
+        cut = len(text)
     prefix, unit = text[:cut], text[cut:]
     if not re.fullmatch(r"-?[0-9]+", prefix) or len(prefix) > 19:
         raise QuantityError(f'"{prefix}" is not a number')
@@ -56,6 +58,9 @@ def scalar_text(value: object) -> str:
     """The YAML scalar *value* as snapd's string unmarshalling would see it."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    text = getattr(value, "text", None)  # YAML numbers keep their source text
+    if isinstance(text, str):
+        return text
     if isinstance(value, int | str):
         return str(value)
     if isinstance(value, float):
