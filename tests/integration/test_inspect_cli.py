@@ -213,3 +213,59 @@ def test_trusted_needs_verify(
     trusted = str(STUB_ASSERTS / "stubroot-root.account-key")
     rc, _, err = run_cli(capsys, "--trusted", trusted, str(images["uc16"].path))
     assert rc == 2 and "--trusted only makes sense with --verify" in err
+
+
+def test_bad_seed_yaml_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def duplicate_key(seed: Path) -> None:
+        text = (seed / "seed.yaml").read_text()
+        (seed / "seed.yaml").write_text(
+            text.replace("    file: pc_1.snap", "    file: pc_1.snap\n    file: x.snap")
+        )
+
+    image = build_uc16_image(tmp_path, mutate=duplicate_key)
+    rc, _, err = run_cli(capsys, str(image.path))
+    assert rc == 1
+    assert "error: cannot parse /system-data/var/lib/snapd/seed/seed.yaml" in err
+    assert "duplicate" in err or "found duplicate key" in err
+
+
+def test_missing_snap_is_reported_and_fails_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build_uc16_image(tmp_path, mutate=lambda seed: (seed / "snaps" / "pc_1.snap").unlink())
+    rc, out, _ = run_cli(capsys, str(image.path))
+    assert rc == 0
+    assert "snap pc: /system-data/var/lib/snapd/seed/snaps/pc_1.snap is missing" in out
+    report = inspect_image(image.path, tmp_path / "w", verify=True, checker=lambda a: None)
+    assert report.verify is not None
+    assert [c.subject.split(" ")[0] for c in report.verify.failures] == ["pc"]
+    assert "missing" in report.verify.failures[0].message
+
+
+def test_model_snap_missing_from_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def drop_hello(seed: Path) -> None:
+        text = (seed / "seed.yaml").read_text()
+        start = text.index("  - name: hello-stub")
+        end = text.index("  - name: local-app")
+        (seed / "seed.yaml").write_text(text[:start] + text[end:])
+
+    image = build_uc16_image(tmp_path, mutate=drop_hello)
+    report = inspect_image(image.path, tmp_path / "w", verify=True, checker=lambda a: None)
+    assert report.seed is not None
+    assert (
+        "the model requires snap hello-stub but the seed does not hold it" in report.seed.problems
+    )
+    assert report.verify is not None
+    assert [(c.kind, c.subject) for c in report.verify.failures] == [("model", "hello-stub")]
+
+
+@pytest.mark.parametrize("kind", ["uc16", "uc20"])
+def test_image_path_with_tool_special_characters(
+    images: dict[str, BuiltImage], kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # debugfs reads '?' and mtools '@@' in a device name as their own syntax
+    odd = tmp_path / "odd?name@@1" / "image.img"
+    odd.parent.mkdir()
+    odd.symlink_to(images[kind].path)
+    rc, out, _ = run_cli(capsys, "--snap-list", str(odd))
+    assert rc == 0 and out == UC16_SNAP_LIST

@@ -16,6 +16,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,8 +146,15 @@ class BuiltImage:
     seed_offset: int
 
 
-def build_uc16_image(workdir: Path, name: str = "uc16.img") -> BuiltImage:
-    """A UC16/18-style pc image: BIOS Boot, ESP (grubenv), writable (seed)."""
+def build_uc16_image(
+    workdir: Path,
+    name: str = "uc16.img",
+    mutate: Callable[[Path], None] | None = None,
+) -> BuiltImage:
+    """A UC16/18-style pc image: BIOS Boot, ESP (grubenv), writable (seed).
+
+    *mutate* may change the seed directory before the filesystem is made.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     writable = workdir / "writable-tree"
     if writable.exists():
@@ -174,6 +182,8 @@ def build_uc16_image(workdir: Path, name: str = "uc16.img") -> BuiltImage:
     for file in ("pc-kernel_2.snap", "core22_3.snap"):
         (snaps_dir / file).symlink_to(f"../seed/snaps/{file}")
     (writable / "system-data/boot").mkdir()
+    if mutate is not None:
+        mutate(seed)
     esp = workdir / "esp-tree"
     if esp.exists():
         shutil.rmtree(esp)

@@ -67,6 +67,17 @@ def _debugfs_quote(path: str) -> str:
     return path
 
 
+def _plain_name(reader: ExtReader | VfatReader, special: str) -> str:
+    """The image's path, or a symlink to it when the path contains *special*."""
+    path = os.fspath(reader.image)
+    if special not in path:
+        return path
+    reader._link_dir = tempfile.TemporaryDirectory(prefix="ucimage-img-")
+    link = Path(reader._link_dir.name) / "image"
+    link.symlink_to(reader.image.resolve())
+    return os.fspath(link)
+
+
 class ExtReader:
     """Read an ext2/3/4 filesystem at *offset* of *image* with ``debugfs``."""
 
@@ -74,13 +85,9 @@ class ExtReader:
         self.image = Path(image)
         self.offset = offset
         self.description = description or f"ext4 at offset {offset}"
-        self._device = f"{os.fspath(self.image)}?offset={offset}"
-        if "?" in os.fspath(self.image):
-            # debugfs would take our '?' for the start of its options: use a link
-            self._link_dir = tempfile.TemporaryDirectory(prefix="ucimage-img-")
-            link = Path(self._link_dir.name) / "image"
-            link.symlink_to(self.image.resolve())
-            self._device = f"{link}?offset={offset}"
+        self._link_dir: tempfile.TemporaryDirectory[str] | None = None
+        # debugfs would take a '?' in the name for the start of its options
+        self._device = f"{_plain_name(self, '?')}?offset={offset}"
 
     def _debugfs(self, request: str, path: str) -> bytes:
         try:
@@ -167,7 +174,9 @@ class VfatReader:
         self.image = Path(image)
         self.offset = offset
         self.description = description or f"vfat at offset {offset}"
-        self._drive = f"{os.fspath(self.image)}@@{offset}"
+        self._link_dir: tempfile.TemporaryDirectory[str] | None = None
+        # mtools splits the drive name at "@@"
+        self._drive = f"{_plain_name(self, '@@')}@@{offset}"
 
     def _mtools(self, argv: list[str], path: str) -> bytes:
         try:

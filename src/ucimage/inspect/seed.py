@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ucimage.assertions import Assertion, decode_stream
 from ucimage.errors import UcimageError
 from ucimage.inspect.errors import SeedError
@@ -286,9 +288,11 @@ def _one_model(models: list[Assertion], where: str, problems: list[str]) -> Asse
 def _load_yaml(path: Path, what: str) -> Any:
     try:
         return load_yaml_strict(path.read_bytes())
-    except (UcimageError, ValueError) as exc:
-        message = exc.message if isinstance(exc, UcimageError) else str(exc)
-        raise SeedError(f"cannot parse {what}: {message}") from exc
+    except UcimageError as exc:
+        raise SeedError(f"cannot parse {what}: {exc.message}") from exc
+    except (yaml.YAMLError, ValueError) as exc:
+        detail = " ".join(str(exc).split())
+        raise SeedError(f"cannot parse {what}: {detail}") from exc
 
 
 def read_seed16(reader: FilesystemReader, partition: int, workdir: Path) -> Seed:
