@@ -140,6 +140,32 @@ def run_text(
     return proc.stdout.decode("utf-8", "replace")
 
 
+def spawn(
+    argv: Sequence[PathString],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: PathString | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a long-running program (e.g. QEMU) with the same clean environment.
+
+    stdin is ``/dev/null``; stdout and stderr are separate pipes the caller
+    reads and closes.  The caller owns the process: it must wait for it or
+    kill it.
+    """
+    args = [os.fspath(a) for a in argv]
+    if os.sep not in args[0]:
+        args[0] = require_tool(args[0])
+    log.debug("starting: %s", command_line(args))
+    return subprocess.Popen(
+        args,
+        env=clean_env(env),
+        cwd=os.fspath(cwd) if cwd is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def source_date_epoch(default: int | None = None) -> int | None:
     """``SOURCE_DATE_EPOCH`` as an int, or *default* when unset or invalid."""
     value = os.environ.get("SOURCE_DATE_EPOCH")
