@@ -28,35 +28,101 @@ class SnapSourceError(UcimageError):
 _TYPE_ALIASES = {"os": "core"}
 
 
-def _store_client(build: ImageBuild) -> Any:
-    try:
-        from ucimage.store import client as store_client  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise SnapSourceError(
-            "the store client is not available in this build of ucimage",
-            hint="pass every snap as a local file with --snap PATH.snap",
-        ) from exc
-    return store_client
+_RESOLVED_FIELDS = (
+    "name",
+    "snap_id",
+    "revision",
+    "url",
+    "sha3_384",
+    "size",
+    "version",
+    "type",
+    "base",
+    "channel",
+)
+
+
+def _client(build: ImageBuild) -> Any:
+    from ucimage.store.client import StoreClient
+
+    return StoreClient(url=build.opts.store, arch=build.info.architecture or None)
 
 
 def resolve(build: ImageBuild, planned: list[PlannedSnap]) -> list[PlannedSnap]:
+    """One store refresh for every store snap; local snaps are already resolved."""
     wanted = [p for p in planned if p.source == "store"]
     if not wanted:
         return planned
-    if build.opts.offline and not _cache_available(build):
-        names = ", ".join(p.name for p in wanted)
+    names = ", ".join(f"{p.name} ({p.channel or 'stable'})" for p in wanted)
+    if build.opts.offline:
         raise SnapSourceError(
-            f"cannot get snaps offline: {names}",
-            hint="pass them with --snap PATH.snap or fetch them once without --offline",
+            f"cannot get these snaps offline: {names}",
+            hint="pass them as local files with --snap PATH.snap",
         )
-    client = _store_client(build)
-    resolved = client.resolve_for_build(build, wanted)
-    by_name = {r.name: r for r in resolved}
-    return [by_name.get(p.name, p) for p in planned]
+    from ucimage.store.client import SnapRequest
+
+    requests = [SnapRequest(p.name, channel=p.channel, revision=p.revision) for p in wanted]
+    with _client(build) as client:
+        try:
+            resolved = client.resolve(
+                requests, ignore_validation=build.opts.validation != "enforce"
+            )
+        except UcimageError as exc:
+            raise SnapSourceError(
+                f"cannot resolve snaps {names}: {exc.message}", hint=exc.hint
+            ) from exc
+    records = {r.name: {f: getattr(r, f) for f in _RESOLVED_FIELDS} for r in resolved}
+    build.state.results["store_resolved"] = records
+    out = []
+    for p in planned:
+        r = records.get(p.name)
+        if r is None:
+            out.append(p)
+        else:
+            out.append(replace(p, revision=r["revision"], snap_id=r["snap_id"]))
+    return out
 
 
-def _cache_available(build: ImageBuild) -> bool:
-    return False
+def _fetch_store(build: ImageBuild, snaps: list[PlannedSnap]) -> dict[str, dict[str, Any]]:
+    from ucimage.assertions import Database
+    from ucimage.build.trust import read_assertions
+    from ucimage.store.client import ResolvedSnap
+
+    records = build.state.results.get("store_resolved", {})
+    resolved = []
+    for snap in snaps:
+        fields = dict(records[snap.name])
+        resolved.append(ResolvedSnap(**fields))
+    trusted = [a for path in build.opts.trusted for a in read_assertions(path)]
+    db = Database(extra_trusted=trusted)
+    with _client(build) as client:
+        try:
+            fetched = client.fetch(resolved, None, db=db)
+        except UcimageError as exc:
+            raise SnapSourceError(f"cannot fetch snaps: {exc.message}", hint=exc.hint) from exc
+    adir = build.workdir / "assertions"
+    adir.mkdir(exist_ok=True)
+    planned = {p.name: p for p in snaps}
+    out: dict[str, dict[str, Any]] = {}
+    for f in fetched:
+        r = f.resolved
+        saved = []
+        for a in f.assertions:
+            path = adir / (",".join(a.primary_key) + "." + a.type)
+            path.write_bytes(a.encode())
+            saved.append({"type": a.type, "primary_key": list(a.primary_key), "file": str(path)})
+        out[r.name] = {
+            "name": r.name,
+            "path": str(f.path),
+            "revision": r.revision,
+            "snap_id": r.snap_id,
+            "channel": planned[r.name].channel,
+            "assertions": saved,
+            "version": r.version,
+            "type": _TYPE_ALIASES.get(r.type, r.type),
+            "base": r.base,
+        }
+    return out
 
 
 def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]:
@@ -66,8 +132,7 @@ def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]
     store_snaps = [p for p in planned if p.source == "store"]
     fetched: dict[str, dict[str, Any]] = {}
     if store_snaps:
-        client = _store_client(build)
-        fetched.update(client.fetch_for_build(build, store_snaps))
+        fetched.update(_fetch_store(build, store_snaps))
     out: list[dict[str, Any]] = []
     problems: list[str] = []
     for snap in planned:

@@ -8,6 +8,7 @@ assertions (account, account-key).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,22 @@ class ModelVerifyError(UcimageError):
     code = "model-verify"
 
 
+def read_assertions(path: Path) -> list[Any]:
+    """Assertions of a file, tolerating extra blank lines between them."""
+    from ucimage.assertions import decode_stream
+
+    data = re.sub(rb"\n{3,}(?=type: )", b"\n\n", path.read_bytes())
+    return list(decode_stream(data))
+
+
 def verify_model(model: Any, trusted: Sequence[Path], extra: Sequence[Path]) -> list[Any]:
     """Check *model*; return its chain (dependencies first, roots excluded)."""
-    from ucimage.assertions import Database, decode_stream
+    from ucimage.assertions import Database
 
-    extra_trusted = [a for path in trusted for a in decode_stream(path.read_bytes())]
+    extra_trusted = [a for path in trusted for a in read_assertions(path)]
     db = Database(extra_trusted=extra_trusted)
     for path in extra:
-        db.add_stream(path.read_bytes())
+        db.add_many(read_assertions(path))
     try:
         db.check(model)
         return list(db.chain(model))

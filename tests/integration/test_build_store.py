@@ -1,0 +1,177 @@
+"""`ucimage snap` with snaps from our self-hosted store (ucimage store serve on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.build_snaps import (
+    MODEL_UC18,
+    TRUSTED_FILES,
+    model_uc20,
+    sign_model,
+    snaps_uc18,
+    snaps_uc20,
+)
+from tests.integration.test_build_images import (
+    debugfs_cat,
+    debugfs_ls,
+    extract,
+    fsck_ok,
+    mtools,
+    parse_grubenv,
+    sfdisk,
+)
+from ucimage.cli.main import main
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ucimage(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "ucimage.cli.main", *args], check=True, capture_output=True
+    )
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "store"
+    ucimage("store", "init", str(root), "--authority-id", "teststore")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ucimage.cli.main",
+            "store",
+            "serve",
+            str(root),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(url + "/v2/snaps/info/none", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url, root
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def push(url: str, root: Path, snap: Path, channel: str) -> None:
+    ucimage(
+        "store", "push", str(snap), "--release", channel, "--store", url,
+        "--token-file", str(root / "upload-token"),
+    )  # fmt: skip
+
+
+def build_from_store(url: str, root: Path, model: Path, out: Path, *extra: str) -> int:
+    args = ["snap", str(model), "--store", url, "--trusted", str(root / "root.assert"), "-q"]
+    for f in TRUSTED_FILES:
+        args += ["--trusted", str(f)]
+    os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+    try:
+        return main([*args, "-O", str(out), *extra])
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+
+
+def test_uc18_from_store(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc18(tmp_path / "snaps"):
+        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out) == 0
+    parts = sfdisk(out / "pc.img")["partitions"]  # type: ignore[index]
+    writable = extract(out / "pc.img", parts[2]["start"], parts[2]["size"], tmp_path / "w")
+    fsck_ok(["e2fsck", "-fn", str(writable)])
+    seed = "/system-data/var/lib/snapd/seed"
+    seed_yaml = debugfs_cat(writable, f"{seed}/seed.yaml").decode()
+    assert "- name: pc\n  snap-id: " in seed_yaml
+    assert "  channel: 18/stable\n  file: pc_1.snap\n" in seed_yaml
+    assertions = debugfs_ls(writable, f"{seed}/assertions")
+    assert "model" in assertions
+    assert sum(a.endswith(".snap-revision") for a in assertions) == 5
+    assert sum(a.endswith(".snap-declaration") for a in assertions) == 5
+    assert (out / "snaps.manifest").read_text() == "core18 1\npc-kernel 1\n"
+    assert "pc 1\n" in (out / "seed.manifest").read_text()
+    # a rebuild is served from the cache and gives the same image
+    again = tmp_path / "again"
+    assert build_from_store(url, root, model, again) == 0
+    assert (again / "pc.img").read_bytes() == (out / "pc.img").read_bytes()
+
+
+def test_uc20_signed_from_store(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc20(tmp_path / "snaps"):
+        channel = "20/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    model = sign_model(model_uc20("signed"), tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out) == 0
+    parts = sfdisk(out / "pc.img")["partitions"]  # type: ignore[index]
+    seed = extract(out / "pc.img", parts[1]["start"], parts[1]["size"], tmp_path / "seed")
+    fsck_ok(["fsck.vfat", "-n", str(seed)])
+    listing = mtools("mdir", seed, "-b", "-/", "::").decode()
+    assert "::/snaps/pc-kernel_1.snap" in listing and "::/snaps/core20_1.snap" in listing
+    assert "options.yaml" not in listing  # nothing overridden, nothing local
+    snaps_stream = mtools("mtype", seed, "::systems/20231114/assertions/snaps")
+    assert snaps_stream.count(b"type: snap-revision\n") == 5
+    env = parse_grubenv(mtools("mtype", seed, "::systems/20231114/grubenv"))
+    assert env["snapd_recovery_kernel"] == "/snaps/pc-kernel_1.snap"
+    assert (out / "seed.manifest").read_text() == (
+        "core20 1\nhello-world 1\npc 1\npc-kernel 1\nsnapd 1\n"
+    )
+
+
+def test_missing_snap_is_named(
+    store: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, root = store
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    assert build_from_store(url, root, model, tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "error: cannot resolve snaps" in err and "pc-kernel" in err
+    assert not (tmp_path / "out" / "pc.img").exists()
+
+
+def test_offline_without_local_files_names_snaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    args = ["snap", str(model), "--offline", "-O", str(tmp_path)]
+    for f in TRUSTED_FILES:
+        args += ["--trusted", str(f)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "cannot get these snaps offline" in err and "core18" in err
