@@ -1,0 +1,164 @@
+"""Benchmark: a UC18 pc image from ~450 MB of snaps served by the local store's cache.
+
+Snaps: kernel ~300 MB, base ~60 MB, snapd ~40 MB, gadget, 3 apps (pseudo-random,
+incompressible payloads).  They are pushed to a self-hosted store, fetched once
+to fill the cache, then ``ucimage snap`` is timed (cache hits only) next to a
+plain copy + sync of the same files.  Prints wall time, peak RSS (of the build
+process and its children) and the image's allocated size vs the payload.
+
+Goals (issue 5): within 1.5x of the copy, peak RSS < 150 MB, allocated size
+within 10% of the payload.  Run: ``.venv/bin/python bench/build.py [--small]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.build_snaps import MODEL_UC18, TRUSTED_FILES, make_snap, sign_model  # noqa: E402
+
+MB = 1 << 20
+
+
+def ucimage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ucimage.cli.main", *args], capture_output=True, env=env
+    )
+    if proc.returncode:
+        sys.exit(f"ucimage {' '.join(args)} failed:\n{proc.stderr.decode()}")
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", action="store_true", help="1/10 of the sizes (smoke run)")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    scale = 0.1 if args.small else 1.0
+    work = Path(tempfile.mkdtemp(prefix="ucimage-bench-", dir="/var/tmp"))
+    env = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"), "SOURCE_DATE_EPOCH": "1700000000"}
+    try:
+        snaps_dir = work / "snaps"
+        sizes = {"pc-kernel": 300, "core18": 60, "snapd": 40, "app1": 15, "app2": 15, "app3": 15}
+        snaps = [
+            make_snap(
+                snaps_dir, "pc-kernel", "kernel", payload=int(sizes["pc-kernel"] * scale * MB)
+            ),
+            make_snap(snaps_dir, "core18", "base", payload=int(sizes["core18"] * scale * MB)),
+            make_snap(snaps_dir, "snapd", "snapd", payload=int(sizes["snapd"] * scale * MB)),
+            make_snap(snaps_dir, "pc", "gadget", base="core18", gadget_yaml="pc-amd64-uc18.yaml"),
+        ]
+        apps = ["app1", "app2", "app3"]
+        for app in apps:
+            snaps.append(
+                make_snap(
+                    snaps_dir, app, "app", base="core18", payload=int(sizes[app] * scale * MB)
+                )
+            )
+        payload = sum(s.stat().st_size for s in snaps)
+        model_headers = dict(MODEL_UC18)
+        model_headers["required-snaps"] = apps
+        model = sign_model(model_headers, work / "m.model")
+
+        store = work / "store"
+        ucimage("store", "init", str(store), "--authority-id", "benchstore", env=env)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ucimage.cli.main",
+                "store",
+                "serve",
+                str(store),
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            import httpx
+
+            for _ in range(300):
+                try:
+                    httpx.get(url + "/v2/snaps/info/none", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            for snap in snaps:
+                channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+                ucimage(
+                    "store", "push", str(snap), "--release", channel, "--store", url,
+                    "--token-file", str(store / "upload-token"), env=env,
+                )  # fmt: skip
+            argv = ["snap", str(model), "--store", url, "--trusted", str(store / "root.assert")]
+            for f in TRUSTED_FILES:
+                argv += ["--trusted", str(f)]
+            # warm the cache (downloads + assertions), then time a cached build
+            ucimage(*argv, "-O", str(work / "warm"), env=env)
+            shutil.rmtree(work / "warm")
+            subprocess.run(["sync"], check=True)
+            rss_before = children_peak_rss_mb()
+            started = time.perf_counter()
+            ucimage(*argv, "-O", str(work / "out"), env=env)
+            build_s = time.perf_counter() - started
+            rss = children_peak_rss_mb()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+        copy_dir = work / "copy"
+        copy_dir.mkdir()
+        started = time.perf_counter()
+        for snap in snaps:
+            shutil.copyfile(snap, copy_dir / snap.name)
+        subprocess.run(["sync"], check=True)
+        copy_s = time.perf_counter() - started
+
+        image = work / "out" / "pc.img"
+        allocated = image.stat().st_blocks * 512
+        print(f"payload (snaps)        {payload / MB:8.1f} MB in {len(snaps)} snaps")
+        print(f"plain copy + sync      {copy_s:8.2f} s")
+        print(
+            f"ucimage snap (cached)  {build_s:8.2f} s   ({build_s / copy_s:.2f}x the copy; goal 1.5x)"
+        )
+        note = "" if rss > rss_before else " (max of all children so far)"
+        print(f"peak RSS               {rss:8.1f} MB{note} (goal < 150 MB)")
+        print(
+            f"image allocated        {allocated / MB:8.1f} MB of {image.stat().st_size / MB:.1f} MB "
+            f"({allocated / payload:.2f}x the payload; goal within 1.10x)"
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
