@@ -192,6 +192,17 @@ def test_partitions_and_bootenv_uc18(
     ]
     labels = {f["partition"]: (f["type"], f["label"]) for f in doc["filesystems"]}
     assert labels == {2: ("vfat", "system-boot"), 3: ("ext4", "writable")}
+    (volume,) = doc["volumes"]
+    assert (volume["name"], volume["gadget"], volume["bootloader"]) == ("pc", "pc", "grub")
+    roles = {
+        p["number"]: (p["structure"]["name"], p["structure"]["role"]) for p in doc["partitions"]
+    }
+    assert roles == {
+        1: ("BIOS Boot", ""),
+        2: ("EFI System", "system-boot"),
+        3: ("", "system-data"),  # the implicit writable has no name in gadget.yaml
+    }
+    assert doc["problems"] == []
     (env,) = doc["bootenv"]
     assert env["path"] == "/EFI/ubuntu/grubenv" and env["valid"]
     assert env["vars"]["snap_core"] == "core18_x1.snap"
@@ -210,6 +221,9 @@ def test_bootenv_uc20(built: dict[str, Any], capsys: pytest.CaptureFixture[str])
     assert rc == 0
     doc = json.loads(out)
     label = doc["seed"]["system-label"]
+    structure = doc["partitions"][1]["structure"]
+    assert (structure["name"], structure["role"]) == ("ubuntu-seed", "system-seed")
+    assert doc["volumes"][0]["name"] == "pc"
     envs = {e["path"]: e["vars"] for e in doc["bootenv"]}
     assert envs["/EFI/ubuntu/grubenv"]["snapd_recovery_system"] == label
     assert envs["/EFI/ubuntu/grubenv"]["snapd_recovery_mode"] == "install"

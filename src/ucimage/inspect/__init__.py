@@ -17,7 +17,9 @@ Stable API (import these names from ``ucimage.inspect``):
 ``ImageReport``: ``path, size, table`` (:class:`PartitionTable`), ``filesystems``,
 ``seed`` (:class:`Seed` or None: ``layout`` uc16|uc20, ``model`` assertion,
 ``snaps`` of :class:`SeedSnap` with the ``snap list`` columns, ``problems``),
-``bootenvs``, ``verify`` (:class:`VerifyReport`: ``ok``, ``checks``, ``failures``).
+``bootenvs``, ``verify`` (:class:`VerifyReport`: ``ok``, ``checks``, ``failures``),
+``volume`` (:class:`GadgetVolume` or None: the seeded gadget's volume and, per
+partition, the structure it was made from, matched by offset, name, label).
 
 ``render_text(report)``, ``to_json(report)`` (stable dict: ``format, image,
 volumes, partitions, filesystems, seed {model, snaps, snap-list, …}, bootenv,
@@ -39,7 +41,14 @@ from ucimage.inspect.errors import (
     SeedError,
 )
 from ucimage.inspect.filesystems import Filesystem, probe_filesystem
-from ucimage.inspect.image import BootEnvFile, ImageReport, PartitionFilesystem, inspect_image
+from ucimage.inspect.image import (
+    BootEnvFile,
+    GadgetStructure,
+    GadgetVolume,
+    ImageReport,
+    PartitionFilesystem,
+    inspect_image,
+)
 from ucimage.inspect.partitions import Partition, PartitionTable, read_partition_table
 from ucimage.inspect.render import JSON_FORMAT, known_model, render_text, snap_list, to_json
 from ucimage.inspect.seed import Seed, SeedSnap, tracking_channel
@@ -52,6 +61,8 @@ __all__ = [
     "Check",
     "Filesystem",
     "FilesystemReadError",
+    "GadgetStructure",
+    "GadgetVolume",
     "ImageReport",
     "InspectError",
     "Partition",

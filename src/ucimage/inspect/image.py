@@ -35,6 +35,28 @@ class BootEnvFile:
 
 
 @dataclass(frozen=True)
+class GadgetStructure:
+    """The gadget.yaml structure a partition was made from."""
+
+    partition: int
+    name: str
+    role: str
+    filesystem: str
+    label: str
+
+
+@dataclass(frozen=True)
+class GadgetVolume:
+    """The gadget volume the image is, as the seeded gadget snap describes it."""
+
+    name: str
+    bootloader: str
+    schema: str
+    gadget: str
+    structures: tuple[GadgetStructure, ...]
+
+
+@dataclass(frozen=True)
 class ImageReport:
     path: Path
     size: int
@@ -44,6 +66,7 @@ class ImageReport:
     bootenvs: tuple[BootEnvFile, ...]
     verify: VerifyReport | None
     problems: tuple[str, ...]
+    volume: GadgetVolume | None = None
 
 
 def _readers(
@@ -79,6 +102,62 @@ def _bootenvs(
                 continue
             found.append(BootEnvFile(number, path, parse_bootenv(fmt, data)))
     return found
+
+
+def match_gadget_volume(
+    seed: Seed, table: PartitionTable, filesystems: Sequence[PartitionFilesystem]
+) -> tuple[GadgetVolume | None, list[str]]:
+    """Which gadget volume and structures the partitions are (by offset, name, label)."""
+    from ucimage.gadget import load_gadget
+
+    gadget = next((s for s in seed.snaps if s.type == "gadget"), None)
+    if gadget is None or not gadget.local_path.is_file():
+        return None, []
+    try:
+        info = load_gadget(gadget.local_path)
+    except UcimageError as exc:
+        return None, [f"cannot read the gadget.yaml of {gadget.name}: {exc.message}"]
+    labels = {pf.partition: pf.filesystem.label for pf in filesystems}
+    best: GadgetVolume | None = None
+    best_score = -1
+    for volume in info.volumes.values():
+        structs = [st for st in volume.structures if st.is_partition]
+        matched: list[GadgetStructure] = []
+        for p in table.partitions:
+            found = next(
+                (
+                    st
+                    for st in structs
+                    if st.offset == p.offset and (not p.name or not st.name or st.name == p.name)
+                ),
+                None,
+            )
+            if found is None and p.name:
+                found = next((st for st in structs if st.name == p.name), None)
+            if found is None and labels.get(p.number):
+                found = next((st for st in structs if st.label == labels[p.number]), None)
+            if found is not None:
+                matched.append(
+                    GadgetStructure(
+                        p.number, found.name, found.role, found.filesystem or "", found.label or ""
+                    )
+                )
+        if len(matched) > best_score:
+            best_score = len(matched)
+            best = GadgetVolume(
+                volume.name,
+                volume.bootloader or "",
+                volume.schema or table.scheme,
+                gadget.name,
+                tuple(matched),
+            )
+    problems = []
+    if best is not None and best_score < len(table.partitions):
+        problems.append(
+            f"only {best_score} of {len(table.partitions)} partitions match a structure of "
+            f"gadget volume {best.name!r}"
+        )
+    return best, problems
 
 
 def inspect_image(
@@ -128,6 +207,10 @@ def inspect_image(
     if seed is None:
         problems.append("no seed found (neither system-data/var/lib/snapd/seed nor systems/)")
     bootenvs = _bootenvs(readers, seed)
+    volume: GadgetVolume | None = None
+    if seed is not None:
+        volume, volume_problems = match_gadget_volume(seed, table, filesystems)
+        problems.extend(volume_problems)
     report: VerifyReport | None = None
     if verify:
         if seed is None:
@@ -146,4 +229,5 @@ def inspect_image(
         bootenvs=tuple(bootenvs),
         verify=report,
         problems=tuple(problems),
+        volume=volume,
     )

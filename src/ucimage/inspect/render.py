@@ -61,11 +61,17 @@ def render_text(report: ImageReport) -> str:
     if t.scheme != "none":
         disk += f", disk id {t.disk_id}, sector size {t.sector_size}"
     out.append(disk)
+    vol = report.volume
+    if vol is not None:
+        disk = f"Gadget volume: {vol.name} (gadget {vol.gadget}"
+        disk += f", bootloader {vol.bootloader})" if vol.bootloader else ")"
+        out.append(disk)
+    roles = {s.partition: s.role for s in vol.structures} if vol else {}
     fs_by_part = {pf.partition: pf.filesystem for pf in report.filesystems}
-    rows = [["#", "Start", "End", "Sectors", "Size", "Type", "Name", "Filesystem", "Label"]]
+    rows = [["#", "Start", "End", "Sectors", "Size", "Type", "Name", "Role", "Filesystem", "Label"]]
     for p in t.partitions:
         fs = fs_by_part.get(p.number)
-        name = p.name + (" (boot)" if p.bootable else "")
+        name = " ".join(x for x in (p.name, "(boot)" if p.bootable else "") if x)
         rows.append(
             [
                 str(p.number),
@@ -75,6 +81,7 @@ def render_text(report: ImageReport) -> str:
                 _size(p.size_bytes),
                 p.type,
                 name or "-",
+                roles.get(p.number) or "-",
                 fs.type if fs else "-",
                 (fs.label or "-") if fs else "-",
             ]
@@ -152,6 +159,14 @@ def to_json(report: ImageReport) -> dict[str, Any]:
             "details": dict(fs.details),
         }
 
+    structures = {s.partition: s for s in report.volume.structures} if report.volume else {}
+
+    def structure_json(number: int) -> dict[str, str] | None:
+        st = structures.get(number)
+        if st is None:
+            return None
+        return {"name": st.name, "role": st.role, "filesystem": st.filesystem, "label": st.label}
+
     partitions = [
         {
             "number": p.number,
@@ -165,14 +180,19 @@ def to_json(report: ImageReport) -> dict[str, Any]:
             "attributes": p.attributes,
             "bootable": p.bootable,
             "filesystem": fs_json(p.number),
+            "structure": structure_json(p.number),
         }
         for p in t.partitions
     ]
+    vol = report.volume
     doc: dict[str, Any] = {
         "format": JSON_FORMAT,
         "image": {"path": str(report.path), "size": report.size},
         "volumes": [
             {
+                "name": vol.name if vol else None,
+                "gadget": vol.gadget if vol else None,
+                "bootloader": vol.bootloader if vol else None,
                 "schema": t.scheme,
                 "id": t.disk_id,
                 "sector-size": t.sector_size,
