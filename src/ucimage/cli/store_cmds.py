@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--require-auth", action="store_true", help="reads need the token too (default: open)"
     )
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=cmd_serve)
 
     def remote(p: argparse.ArgumentParser) -> None:
@@ -104,6 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         require_auth=args.require_auth,
+        access_log=args.access_log,
         ready=ready,
     )
     return 0

@@ -337,6 +337,7 @@ def serve(
     *,
     require_auth: bool = False,
     log_level: str = "warning",
+    access_log: bool = False,
     ready: Callable[[int], None] | None = None,
 ) -> None:
     """Open the store at *root*, recover from any crash, and serve until interrupted."""
@@ -351,8 +352,8 @@ def serve(
         app,
         host=host,
         port=port,
-        log_level=log_level,
-        access_log=False,
+        log_level="info" if access_log else log_level,
+        access_log=access_log,
         lifespan="off",
         timeout_keep_alive=30,
     )

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ucimage.assertions import Assertion, PrivateKey, decode, decode_stream, sign
+from ucimage.assertions import (
+    Assertion,
+    PrivateKey,
+    decode,
+    decode_stream,
+    encode_stream,
+    sign,
+)
 from ucimage.assertions.types import lookup
 from ucimage.store.errors import StoreSetupError
 
@@ -107,7 +114,7 @@ def create_authority(root: Path, authority_id: str, *, key_bits: int = 4096) -> 
     store_ak = account_key(authority_id, authority_id, "store", store_key, root_key, since)
     _write_private(root / ROOT_KEY_FILE, root_key.to_pem())
     _write_private(root / STORE_KEY_FILE, store_key.to_pem())
-    (root / "root.assert").write_bytes(account.encode() + b"\n\n" + root_ak.encode() + b"\n")
+    (root / "root.assert").write_bytes(encode_stream([account, root_ak]))
     return [account.encode(), root_ak.encode(), store_ak.encode()]
 
 
