@@ -515,3 +515,17 @@ def test_missing_file_content(tmp_path: Path) -> None:
     (root / "notadir").write_text("x")
     with pytest.raises(GadgetError, match="trailing / for a source which is not a directory"):
         lay_out_volume(load_gadget(root).volumes["pc"])
+
+
+def test_explicit_system_data_grows() -> None:
+    """ubuntu-image raises a last UC16/18 system-data to its content and --image-size."""
+    lay = layout("ui-emmc-schema-volume.yaml", "pc")
+    assert lay.structure("ubuntu-data").size == 1 * G
+    lay = layout("ui-emmc-schema-volume.yaml", "pc", system_data_size=2 * G)
+    assert lay.structure("ubuntu-data").size == 2 * G
+    assert lay.size == 52 * M + 2 * G + GPT512
+    lay = layout("ui-emmc-schema-volume.yaml", "pc", image_size=4 * G)
+    assert lay.structure("ubuntu-data").end == 4 * G - 33 * 512
+    # UC20 data is made by snapd at install: it keeps its gadget size
+    lay = layout("pc-amd64-uc20.yaml", "pc", image_size=4 * G, system_data_size=3 * G)
+    assert lay.structure("ubuntu-data").size == 1 * G

@@ -22,7 +22,8 @@ Rules (ubuntu-image's, see image-building.md §1.5 and §1.7):
   (rounded up to a sector), which must hold the layout and the backup table;
 * the implicit ``writable`` (UC16/18 single volume) gets ``system_data_size``
   bytes (default 8 MiB, ubuntu-image's size for an empty rootfs) or, with
-  ``image_size``, grows to fill the image.
+  ``image_size``, grows to fill the image; an explicit system-data that is the
+  last structure of a UC16/18 volume grows the same way (never shrinks).
 """
 
 from __future__ import annotations
@@ -311,10 +312,16 @@ def lay_out_volume(
             # after the last structure's sectors (its gadget end may be unaligned)
             offset = align_up(max(offset, previous_end), sector_size)
             size = max(system_data_size or DEFAULT_SYSTEM_DATA_SIZE, s.min_size)
+        last = s is volume.structures[-1]
+        if s.implicit or (last and s.role == ROLE_SYSTEM_DATA and not seeded):
+            # ubuntu-image grows the rootfs to its content and to --image-size
+            if system_data_size is not None:
+                size = max(size, system_data_size)
             if image_size is not None:
                 fill = (image_size - backup - align_up(offset, sector_size)) // sector_size
                 size = max(size, fill * sector_size)
-            size = align_up(size, sector_size)
+            if s.implicit or size != s.size:
+                size = align_up(size, sector_size)
         partition = s.is_partition
         in_image = not _skipped_at_build(s, seeded)
         if partition:
