@@ -30,6 +30,16 @@ Signing (:mod:`.signing`)
     ``body-length`` and ``sign-key-sha3-384``; checks names, value kinds, format,
     revision, primary keys and the type's rules first (snapd's wording).
     ``sign_json(text, key, *, when=None)`` is ``snap sign`` (JSON object, ``body`` key).
+    Minting helpers: ``account(authority_key, authority_id, account_id, ...)``,
+    ``account_key(authority_key, authority_id, account_id, public_key, name=..., since=...)``
+    (self-signed: a root of one's own), ``account_key_request(key, account_id, name)``.
+
+Keyring (:mod:`.keyring`)
+    ``Keyring(directory=None)`` (``--keyring`` / ``$UCIMAGE_KEYRING`` / XDG data dir):
+    ``.create(name, bits=4096, passphrase=None)``, ``.add(name, key, passphrase)``,
+    ``.load(name, passphrase)``, ``.public_key(name)``, ``.list()``, ``.delete(name)``.
+    Files are 0600 in a 0700 directory.  ``load_foreign_key(data, passphrase)``
+    reads gpg secret-key exports and PEM files.
 
 Trust (:mod:`.database`)
     ``Database(trusted=None, *, extra_trusted=(), now=None)``: ``trusted`` defaults
@@ -78,7 +88,17 @@ from ucimage.assertions.errors import (
     AssertionVerifyError,
     KeyringError,
 )
-from ucimage.assertions.signing import headers_from_json, sign, sign_json
+from ucimage.assertions.keyring import Keyring, keyring_dir
+from ucimage.assertions.openpgp import load_foreign_key
+from ucimage.assertions.signing import (
+    account,
+    account_key,
+    account_key_request,
+    headers_from_json,
+    sign,
+    sign_json,
+)
+from ucimage.assertions.verify import VerifyResult, canonical_difference, verify_files
 
 
 def key_id(public_key_text: str | bytes) -> str:
@@ -94,23 +114,32 @@ __all__ = [
     "AssertionRevisionError",
     "AssertionVerifyError",
     "Database",
+    "Keyring",
     "KeyringError",
     "PrivateKey",
     "PublicKey",
     "Ref",
     "Signature",
+    "VerifyResult",
+    "account",
+    "account_key",
+    "account_key_request",
     "assemble_content",
     "builtin_trusted",
+    "canonical_difference",
     "configured_trusted",
     "decode",
     "decode_stream",
     "encode_stream",
     "headers_from_json",
     "key_id",
+    "keyring_dir",
     "load_assertion_files",
+    "load_foreign_key",
     "prerequisites",
     "sha3_384_digest",
     "sign",
     "sign_json",
     "trusted_config_dir",
+    "verify_files",
 ]

@@ -268,7 +268,9 @@ def _decode_one(raw: bytes, pos: int) -> tuple[Assertion, int]:
     if hend < 0:
         if len(raw) - pos > MAX_HEADERS_SIZE:
             raise AssertionFormatError(f"header too big (max {MAX_HEADERS_SIZE} bytes)")
-        raise AssertionFormatError("unexpected EOF")
+        raise AssertionFormatError(
+            "content/signature separator not found (unexpected end of data after the headers)"
+        )
     headers = _parse_header_block(raw[pos:hend])
     try:
         length = checks.int_with_default(headers, "body-length", 0)
@@ -282,12 +284,17 @@ def _decode_one(raw: bytes, pos: int) -> tuple[Assertion, int]:
     if length > 0:
         body = raw[cur : cur + length]
         if len(body) < length:
-            raise AssertionFormatError("unexpected EOF")
+            raise AssertionFormatError(
+                f"unexpected EOF: body has {len(body)} of its {length} bytes (body-length)"
+            )
         after = raw[cur + length : cur + length + 2]
         if after != b"\n\n":
             if len(after) < 2 and raw[cur + length :] in (b"", b"\n"):
-                raise AssertionFormatError("unexpected EOF")
-            raise AssertionFormatError("missing content/signature separator")
+                raise AssertionFormatError("unexpected EOF: no signature after the body")
+            raise AssertionFormatError(
+                f"missing content/signature separator after the {length}-byte body "
+                "(wrong body-length?)"
+            )
         content = raw[pos : cur + length]
         cur += length + 2
     else:

@@ -309,8 +309,14 @@ class PrivateKey:
         )
 
     @classmethod
-    def from_pem(cls, data: bytes, passphrase: str | bytes | None = None) -> PrivateKey:
-        """Load our key file format (PKCS#8 or PKCS#1 PEM); raises :class:`KeyringError`."""
+    def from_pem(
+        cls, data: bytes, passphrase: str | bytes | None = None, *, validate: bool = True
+    ) -> PrivateKey:
+        """Load our key file format (PKCS#8 or PKCS#1 PEM); raises :class:`KeyringError`.
+
+        ``validate=False`` skips the (0.5 s) RSA consistency check, for files we wrote;
+        signing verifies each new signature anyway.
+        """
         pw = passphrase.encode() if isinstance(passphrase, str) else passphrase
         encrypted = b"ENCRYPTED" in data[:200]
         if encrypted and not pw:
@@ -318,7 +324,11 @@ class PrivateKey:
                 "key is protected by a passphrase", hint="give it with --passphrase-file"
             )
         try:
-            key = serialization.load_pem_private_key(data, password=pw if encrypted else None)
+            key = serialization.load_pem_private_key(
+                data,
+                password=pw if encrypted else None,
+                unsafe_skip_rsa_key_validation=not validate,
+            )
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             if encrypted:
                 raise KeyringError("wrong passphrase for key") from None

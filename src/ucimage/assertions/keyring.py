@@ -129,7 +129,7 @@ class Keyring:
                 hint=f"chmod 600 {path}",
             )
         try:
-            return PrivateKey.from_pem(path.read_bytes(), passphrase)
+            return PrivateKey.from_pem(path.read_bytes(), passphrase, validate=False)
         except KeyringError as exc:
             message = exc.message
             if message == "wrong passphrase for key":

@@ -10,7 +10,7 @@ from typing import Any
 from ucimage.assertions import checks, rules
 from ucimage.assertions.codec import Assertion, assemble_content, decode
 from ucimage.assertions.crypto import PrivateKey, PublicKey
-from ucimage.assertions.errors import AssertionFormatError
+from ucimage.assertions.errors import AssertionFormatError, AssertionVerifyError
 from ucimage.assertions.headers import check_value, prune, quote, valid_name
 from ucimage.assertions.types import lookup
 
@@ -109,6 +109,12 @@ def sign(
         ) from None
     content = assemble_content(atype, work, body)
     signature = key.sign(content, when=when, style=style)
+    try:
+        key.public_key().verify(content, signature)
+    except AssertionVerifyError:
+        raise AssertionFormatError(
+            "the new signature does not verify: the private key is corrupted"
+        ) from None
     return decode(content + b"\n\n" + signature.encode().encode("ascii") + b"\n")
 
 
