@@ -868,3 +868,46 @@ def test_octal_looking_size_is_decimal() -> None:
     text = "volumes:\n  pc:\n    bootloader: grub\n    structure:\n"
     text += "      - {name: a, type: bare, size: 010}\n"
     assert parse_gadget_yaml(text).volumes["pc"].structures[0].size == 10
+
+
+EMMC_BASE = "volumes:\n  pc:\n    bootloader: u-boot\n    schema: mbr\n    structure:\n" + (
+    "      - {name: boot, type: 0C, size: 1M, filesystem: vfat}\n  my-emmc:\n    schema: emmc\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("    id: test\n", 'invalid volume "my-emmc": cannot set "id" for eMMC schemas'),
+        ("    bootloader: lk\n", 'invalid volume "my-emmc": cannot set "bootloader" for eMMC'),
+        ("    partial: [size]\n", 'cannot set "partial" content for eMMC schemas'),
+        (
+            "    structure:\n      - name: boot0\n        content:\n          - source: a\n",
+            "cannot use non-image content for hardware partitions",
+        ),
+        (
+            "    structure:\n      - name: boot1\n        content:\n"
+            "          - {image: a, offset: 1000}\n",
+            "cannot specify size or offset for content",
+        ),
+        (
+            "    structure:\n      - name: boot0\n        content:\n          - unpack: true\n",
+            "missing image file name",
+        ),
+    ],
+)
+def test_emmc_rules(extra: str, message: str) -> None:
+    """snapd's eMMC rules (gadget_emmc_test.go, snapd 2.66+)."""
+    with pytest.raises(GadgetError) as exc:
+        parse_gadget_yaml(EMMC_BASE + extra)
+    assert message in exc.value.message
+
+
+def test_emmc_valid() -> None:
+    text = EMMC_BASE + (
+        "    structure:\n      - name: boot0\n        content:\n          - image: b0\n"
+        "      - name: boot1\n        content:\n          - image: b1\n"
+    )
+    emmc = parse_gadget_yaml(text).volumes["my-emmc"]
+    assert [(s.name, s.offset) for s in emmc.structures] == [("boot0", 0), ("boot1", 0)]
+    assert not emmc.produces_image

@@ -680,7 +680,9 @@ def _parse_volume(
                 f"{prefix}: invalid structure {_structure_label(s.yaml_index, s.name)}: {error}"
             )
             return None
-        if s.offset is None and previous_end is not None:
+        if s.offset is None and schema == SCHEMA_EMMC:
+            s.offset = 0  # each eMMC hardware partition is a device of its own
+        elif s.offset is None and previous_end is not None:
             if s.role != ROLE_MBR and previous_end < NON_MBR_START_OFFSET:
                 s.offset = NON_MBR_START_OFFSET
             else:
@@ -706,6 +708,14 @@ def _parse_volume(
             f'(volume "{name}" has "{bootloader}")'
         )
         return None
+
+    if schema == SCHEMA_EMMC:
+        # eMMC hardware partitions (snapd 2.66+): no table, no bootloader
+        for key, value in (("id", volume_id), ("bootloader", bootloader), ("partial", partial)):
+            if value:
+                what = '"partial" content' if key == "partial" else f'"{key}"'
+                problems.add(f"{prefix}: cannot set {what} for eMMC schemas")
+                return None
 
     before = len(problems.items)
     names: set[str] = set()
@@ -807,6 +817,14 @@ def _order_by_offset(structures: list[_RawStructure]) -> list[_RawStructure]:
 
 def _validate_structure(s: _RawStructure, schema: str, partial: list[str]) -> str:
     emmc = schema == SCHEMA_EMMC
+    if emmc:
+        for i, c in enumerate(s.content):
+            if c.source is not None or c.target is not None:
+                return f"invalid content #{i}: cannot use non-image content for hardware partitions"
+            if c.image is None:
+                return f"invalid content #{i}: missing image file name"
+            if c.offset is not None or c.size is not None:
+                return f"invalid content #{i}: cannot specify size or offset for content"
     if not ("size" in partial and s.size == 0):
         if s.size == 0 and not emmc:
             return "missing size"
