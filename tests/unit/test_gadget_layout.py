@@ -529,3 +529,14 @@ def test_explicit_system_data_grows() -> None:
     # UC20 data is made by snapd at install: it keeps its gadget size
     lay = layout("pc-amd64-uc20.yaml", "pc", image_size=4 * G, system_data_size=3 * G)
     assert lay.structure("ubuntu-data").size == 1 * G
+
+
+def test_partial_volume_refused() -> None:
+    text = (
+        "volumes:\n  pc:\n    bootloader: grub\n    partial: [size]\n    structure:\n"
+        "      - {name: a, type: 83,0FC63DAF-8483-4772-8E79-3D69D8477DE4, filesystem: ext4}\n"
+    )
+    vol = parse_gadget_yaml(text).volumes["pc"]
+    assert vol.partial == ("size",) and vol.structures[0].size == 0
+    with pytest.raises(GadgetError, match="only partially defined"):
+        lay_out_volume(vol)

@@ -278,6 +278,12 @@ def lay_out_volume(
             f"invalid sector size {sector_size}: must be 512 or 4096",
             hint="pass --sector-size 512 or --sector-size 4096",
         )
+    if {"schema", "size", "structure"} & set(volume.partial):
+        raise GadgetError(
+            f'volume "{vol}" is only partially defined (partial: {", ".join(volume.partial)}): '
+            "no disk image can be laid out for it",
+            hint="partial volumes are completed by an installer on the device",
+        )
     if volume.schema not in (SCHEMA_GPT, SCHEMA_MBR):
         raise GadgetError(
             f'volume "{vol}" has schema "{volume.schema}": no disk image is made for it',
