@@ -534,7 +534,8 @@ def test_explicit_system_data_grows() -> None:
 def test_partial_volume_refused() -> None:
     text = (
         "volumes:\n  pc:\n    bootloader: grub\n    partial: [size]\n    structure:\n"
-        "      - {name: a, type: 83,0FC63DAF-8483-4772-8E79-3D69D8477DE4, filesystem: ext4}\n"
+        "      - name: a\n        type: 83,0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"
+        "        filesystem: ext4\n"
     )
     vol = parse_gadget_yaml(text).volumes["pc"]
     assert vol.partial == ("size",) and vol.structures[0].size == 0
