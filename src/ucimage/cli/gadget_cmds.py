@@ -118,7 +118,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     rules = "UC20+" if info.has_modes else "UC16/18"
     print(
         f"valid: {info.origin}: {len(info.volumes)} volume(s) "
-        f"({'; '.join(parts) or 'none'}), {rules} rules"
+        f"({'; '.join(parts) or 'none: only valid for a classic model'}), {rules} rules"
     )
     return 0
 

@@ -434,7 +434,7 @@ def parse_gadget_yaml(
     if not raw_volumes:
         if model is not None and not model.classic:
             raise GadgetError(
-                "cannot parse gadget metadata: no volumes declared",
+                "bootloader not declared in any volume",
                 hint="a gadget for a Core model must declare its volumes",
             )
         return GadgetInfo(
