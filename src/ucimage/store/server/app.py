@@ -255,10 +255,13 @@ def create_app(store: Store, *, require_auth: bool = False) -> Starlette:
         Route("/v2/ucimage/assertions", guarded(add_assertions, write=True), methods=["POST"]),
         Route("/v2/ucimage/snaps", guarded(list_snaps, write=False), methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: not_found, 500: server_error},
     )
+    # a missing key is a JSON 404, not a redirect to ".../"
+    app.router.redirect_slashes = False
+    return app
 
 
 def resolve_action(

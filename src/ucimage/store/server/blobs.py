@@ -89,4 +89,6 @@ class BlobStore:
                 if blob.stem not in keep:
                     blob.unlink(missing_ok=True)
                     removed.append(str(blob))
+            if not any(sub.iterdir()):
+                sub.rmdir()
         return removed
