@@ -421,7 +421,7 @@ def test_rounding_overlap_detected() -> None:
 
 
 def _gadget_dir(tmp_path: Path, structures: str) -> Path:
-    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta").mkdir(parents=True)
     (tmp_path / "meta" / "gadget.yaml").write_text(_gadget(structures))
     return tmp_path
 
@@ -541,3 +541,19 @@ def test_partial_volume_refused() -> None:
     assert vol.partial == ("size",) and vol.structures[0].size == 0
     with pytest.raises(GadgetError, match="only partially defined"):
         lay_out_volume(vol)
+
+
+def test_content_may_not_leave_the_gadget(tmp_path: Path) -> None:
+    root = _gadget_dir(
+        tmp_path / "g",
+        "      - name: raw\n        type: bare\n        offset: 1M\n        size: 8192\n"
+        "        content:\n          - image: /link.img\n",
+    )
+    (tmp_path / "secret").write_bytes(b"s")
+    (root / "link.img").symlink_to(tmp_path / "secret")
+    with pytest.raises(GadgetError, match="outside the gadget"):
+        lay_out_volume(load_gadget(root).volumes["pc"])
+    (root / "link.img").unlink()
+    (root / "link.img").write_bytes(b"ok")
+    lay = lay_out_volume(load_gadget(root).volumes["pc"])
+    assert lay.structures[0].content[0].path == root / "link.img"  # absolute = gadget root

@@ -442,6 +442,20 @@ def _read_kernel_assets(kernel_dir: Path) -> dict[str, tuple[str, ...]]:
     return assets
 
 
+def _inside(root: Path, relative: str, s: Structure) -> Path:
+    """*relative* under *root*, refusing anything (e.g. a symlink) leading outside."""
+    path = root / relative.lstrip("/")
+    real_root = root.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise GadgetError(
+            f'volume "{s.volume_name}": structure {s.display_name}: content "{relative}" '
+            f"resolves to {real}, outside the gadget {real_root}",
+            hint="content must stay inside the gadget snap (check for symlinks)",
+        )
+    return path
+
+
 def _lay_out_content(
     s: Structure,
     start: int,
@@ -460,7 +474,7 @@ def _lay_out_content(
     where = f'volume "{s.volume_name}": cannot lay out structure {s.display_name}'
     for c in s.content:
         assert c.image is not None
-        path = (gadget_dir / c.image) if gadget_dir is not None else None
+        path = _inside(gadget_dir, c.image, s) if gadget_dir is not None else None
         file_size: int | None = None
         if path is not None:
             try:
@@ -514,7 +528,7 @@ def _resolve_file(
     if ref is None:
         path = None
         if gadget_dir is not None:
-            path = gadget_dir / c.source.lstrip("/")
+            path = _inside(gadget_dir, c.source, s)
             if not path.exists():
                 raise GadgetError(
                     f'invalid volume "{s.volume_name}": structure {s.display_name}, '
