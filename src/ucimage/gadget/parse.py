@@ -179,12 +179,28 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 _Loader.add_constructor("tag:yaml.org,2002:binary", _construct_text)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line L, column C: problem (context at line L)`` without source snippets."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem is None:
+        return " ".join(str(exc).split())
+    where = ""
+    if exc.problem_mark is not None:
+        where = f"line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}: "
+    context = ""
+    if exc.context:
+        context = f" ({exc.context}"
+        if exc.context_mark is not None:
+            context += f" at line {exc.context_mark.line + 1}"
+        context += ")"
+    return f"{where}{exc.problem}{context}"
+
+
 def load_yaml(text: str, origin: str = "gadget.yaml") -> Any:
     """Parse *text* with the safe loader; :class:`GadgetError` on bad YAML."""
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
+        detail = _yaml_problem(exc)
         raise GadgetError(
             f"cannot parse gadget metadata: {detail}",
             hint=f"fix the YAML syntax of {origin}",
