@@ -80,12 +80,20 @@ def uc18(**changes: Any) -> dict[str, Any]:
     return headers
 
 
-GADGET = {"name": "pc", "type": "gadget", "id": "UqFziVZDHLSyO3TqSWgNBoAdHbLI4dAH"}
-KERNEL = {"name": "pc-kernel", "type": "kernel", "id": "pYVQrBcKmBa0mZ4CCN7ExT6jH8rY1hza"}
-CORE20 = {"name": "core20", "type": "base", "id": "DLqre5XGLbDqg9jPtiAhRRjDuPVa5X1q"}
+GADGET: dict[str, Any] = {"name": "pc", "type": "gadget", "id": "UqFziVZDHLSyO3TqSWgNBoAdHbLI4dAH"}
+KERNEL: dict[str, Any] = {
+    "name": "pc-kernel",
+    "type": "kernel",
+    "id": "pYVQrBcKmBa0mZ4CCN7ExT6jH8rY1hza",
+}
+CORE20: dict[str, Any] = {
+    "name": "core20",
+    "type": "base",
+    "id": "DLqre5XGLbDqg9jPtiAhRRjDuPVa5X1q",
+}
 
 
-def uc20(snaps: list[dict[str, str]] | None = None, **changes: Any) -> dict[str, Any]:
+def uc20(snaps: list[dict[str, Any]] | None = None, **changes: Any) -> dict[str, Any]:
     headers = uc18(**{"gadget": None, "kernel": None, "base": "core20", **changes})
     headers["snaps"] = [GADGET, KERNEL, CORE20] if snaps is None else snaps
     return headers

@@ -246,3 +246,27 @@ def test_sign_generated_key_and_find() -> None:
 def test_prerequisites_of_snap_revision() -> None:
     a = decode((VECTORS / "ubuntu-core-docs" / "snap-revision.assert").read_bytes())
     assert [r.type for r in prerequisites(a)] == ["snap-declaration", "account", "account-key"]
+
+
+def test_snapd_style_signature_layout_matches_the_store(testkey1: PrivateKey) -> None:
+    """Our default signatures are laid out like those of snapd's Go signer (the store)."""
+    import base64
+
+    store_signed = decode((VECTORS / "snapd-tests" / "test-snapd.account").read_bytes())
+    theirs = Signature.decode(store_signed.signature)
+    assert theirs.unhashed == b""
+    key = testkey1
+    ours_sig = key.sign(b"content", when=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    assert (ours_sig.sig_type, ours_sig.pk_algo, ours_sig.hash_algo) == (0, 1, 10)
+    assert ours_sig.unhashed == b""
+    assert len(ours_sig.hashed) == len(theirs.hashed) == 6
+    assert ours_sig.hashed[:2] == theirs.hashed[:2] == b"\x05\x02"
+    ours_blob = base64.b64decode(ours_sig.encode().replace("\n", ""))
+    theirs_blob = base64.b64decode(store_signed.signature.replace(b"\n", b""))
+    # version, packet tag and length, v4 header: all but the time, hash tag and value
+    assert ours_blob[:8] == theirs_blob[:8]
+    assert ours_blob[:4] == bytes.fromhex("01c2c152")
+    assert ours_sig.created == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    key.public_key().verify(b"content", ours_sig)
+    with pytest.raises(AssertionVerifyError):
+        key.public_key().verify(b"contenT", ours_sig)
