@@ -155,7 +155,8 @@ def main() -> int:
         )
         print(f"peak RSS               {rss:8.1f} MB (largest build process; goal < 150 MB)")
         print(
-            f"image allocated        {allocated / MB:8.1f} MB of {image.stat().st_size / MB:.1f} MB "
+            f"image allocated        {allocated / MB:8.1f} MB "
+            f"of {image.stat().st_size / MB:.1f} MB "
             f"({allocated / payload:.2f}x the payload; goal within 1.10x)"
         )
     finally:
