@@ -45,6 +45,8 @@ NEWER_SNAPD = {
     "partial-schema-set",
     "kernel-cmdline-root",  # kernel-cmdline stanza: 2.59
     "kernel-cmdline-snapd",
+    "kernel-cmdline-not-unique",
+    "kernel-cmdline-glob",
 }
 #: our stricter checks (project rules / ubuntu-image's, or inferred model)
 STRICTER = {

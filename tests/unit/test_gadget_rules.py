@@ -742,6 +742,20 @@ CASES: list[tuple[str, Any, ModelContext | None, str, str | None]] = [
         None,
     ),
     (
+        "kernel-cmdline-not-unique",
+        {**pc16(), "kernel-cmdline": {"append": ["a=1 b=2"]}},
+        None,
+        '"a=1 b=2" is not a unique kernel argument',
+        None,
+    ),
+    (
+        "kernel-cmdline-glob",
+        {**pc16(), "kernel-cmdline": {"allow": ["console=tty*"]}},
+        None,
+        '"tty*" contains globbing characters and is not quoted',
+        None,
+    ),
+    (
         "duplicate-key",
         "volumes:\n  pc:\n    bootloader: grub\n    bootloader: lk\n",
         None,
@@ -911,3 +925,18 @@ def test_emmc_valid() -> None:
     emmc = parse_gadget_yaml(text).volumes["my-emmc"]
     assert [(s.name, s.offset) for s in emmc.structures] == [("boot0", 0), ("boot1", 0)]
     assert not emmc.produces_image
+
+
+def test_kernel_cmdline_parsed() -> None:
+    g = {
+        **pc16(),
+        "kernel-cmdline": {
+            "allow": ["console=*", 'quiet="a*"', "splash"],
+            "append": ['opt="a b"', "snapd.debug=1"],
+            "remove": ["loglevel=*"],
+        },
+    }
+    info = parse_gadget_yaml(_text(g))
+    assert info.kernel_cmdline.allow == ("console=*", 'quiet="a*"', "splash")
+    assert info.kernel_cmdline.append == ('opt="a b"', "snapd.debug=1")
+    assert info.kernel_cmdline.remove == ("loglevel=*",)

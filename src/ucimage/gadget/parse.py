@@ -601,6 +601,11 @@ def _parse_kernel_cmdline(raw: object, problems: _Problems) -> KernelCmdline:
     except _Invalid as exc:
         problems.add(f"cannot parse gadget metadata: {exc}")
         return KernelCmdline()
+    for key in ("allow", "append", "remove"):
+        for arg in lists[key]:
+            error = _kernel_argument_error(arg, pattern=key != "append")
+            if error:
+                problems.add(f"cannot parse gadget metadata: kernel-cmdline.{key}: {error}")
     for arg in lists["append"]:
         param = arg.split("=", 1)[0]
         allowed = param in _ALLOWED_SNAPD_KERNEL_ARGS or (
@@ -609,6 +614,39 @@ def _parse_kernel_cmdline(raw: object, problems: _Problems) -> KernelCmdline:
         if not allowed:
             problems.add(f"kernel parameter '{arg}' is not allowed")
     return KernelCmdline(allow=lists["allow"], append=lists["append"], remove=lists["remove"])
+
+
+_SPACE = " \t\n\v\f\r"
+
+
+def _split_kernel_arguments(text: str) -> list[tuple[str, str, bool]]:
+    """``(param, value, quoted)`` per argument, quote-aware like snapd's kcmdline.Parse."""
+    out: list[tuple[str, str, bool]] = []
+    i = 0
+    while i < len(text):
+        if text[i] in _SPACE:
+            i += 1
+            continue
+        start, in_quote = i, False
+        while i < len(text) and (in_quote or text[i] not in _SPACE):
+            if text[i] == '"':
+                in_quote = not in_quote
+            i += 1
+        word = text[start:i]
+        param, eq, value = word.partition("=")
+        quoted = eq != "" and len(value) >= 2 and value[0] == value[-1] == '"'
+        out.append((param, value[1:-1] if quoted else value, quoted))
+    return out
+
+
+def _kernel_argument_error(arg: str, *, pattern: bool) -> str:
+    parsed = _split_kernel_arguments(arg)
+    if len(parsed) != 1:
+        return f'"{arg}" is not a unique kernel argument'
+    _param, value, quoted = parsed[0]
+    if pattern and not quoted and value != "*" and any(c in value for c in "*?[]\\{}"):
+        return f'"{value}" contains globbing characters and is not quoted'
+    return ""
 
 
 # ------------------------------------------------------------------ volumes
