@@ -318,6 +318,21 @@ CASES: list[tuple[str, Run, str]] = [
         raw(b"type: x\nauthority-id: a\nbody-length: 100\n\nshort"),
         "unexpected EOF: body has 5 of its 100 bytes",
     ),
+    (
+        "headers-too-big",
+        raw(b"type: x\nx: " + b"a" * (128 * 1024) + b"\n\nAcLB"),
+        "header too big",
+    ),
+    (
+        "body-too-big",
+        raw(b"type: x\nbody-length: 3000000\n\n" + b"a" * 10),
+        "body too big: 3000000 bytes",
+    ),
+    (
+        "signature-too-big",
+        lambda e: decode_stream(e.model.content + b"\n\n" + b"A" * (129 * 1024)),
+        "signature too big",
+    ),
     # ---- signatures and keys
     (
         "truncated-signature",

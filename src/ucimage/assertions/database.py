@@ -261,6 +261,21 @@ class Database:
         """Verify *a* and its chain to a trusted root; raises :class:`AssertionVerifyError`."""
         self._check(a, [])
 
+    def check_signature(self, a: Assertion) -> None:
+        """Verify only that *a* is signed by a key that chains to a trusted root.
+
+        Unlike :meth:`check`, the type's consistency rules (prerequisites such as a
+        snap-revision's snap-declaration) are not required.
+        """
+        if self.is_trusted(a):
+            return
+        try:
+            key = self._signing_key(a, [a.ref])
+            signature = Signature.decode(a.signature)
+        except AssertionFormatError as exc:
+            raise AssertionVerifyError(exc.message, hint=exc.hint) from None
+        key.verify(a.content, signature)
+
     def verify_all(self) -> list[tuple[Assertion, AssertionVerifyError | None]]:
         """Check every added assertion: (assertion, None) when it verifies, else the error."""
         results: list[tuple[Assertion, AssertionVerifyError | None]] = []
@@ -313,11 +328,11 @@ class Database:
                 f'proposed "{a.type}" assertion has format {a.format} but '
                 f"{atype.max_format} is latest supported"
             )
-        key = self._signing_key(a, stack)
         try:
+            key = self._signing_key(a, stack)
             signature = Signature.decode(a.signature)
         except AssertionFormatError as exc:
-            raise AssertionVerifyError(exc.message) from None
+            raise AssertionVerifyError(exc.message, hint=exc.hint) from None
         key.verify(a.content, signature)
         self._check_consistency(a, stack)
         self._verified.add(stamp)
@@ -337,6 +352,10 @@ class Database:
                 )
             return key
         authority = a.authority_id
+        if authority is None:
+            raise AssertionVerifyError(
+                f"cannot verify {a.type} assertion without authority-id (unknown type)"
+            )
         key_id = a.sign_key_id
         key_a = self.account_key(key_id)
         if key_a is None:
