@@ -940,3 +940,18 @@ def test_kernel_cmdline_parsed() -> None:
     assert info.kernel_cmdline.allow == ("console=*", 'quiet="a*"', "splash")
     assert info.kernel_cmdline.append == ('opt="a b"', "snapd.debug=1")
     assert info.kernel_cmdline.remove == ("loglevel=*",)
+
+
+def test_problems_across_sections_are_collected() -> None:
+    g = {
+        **pc16(MBR, BIOS, {**EFI, "content": [{"source": "../x", "target": "y"}]}),
+        "defaults": {"bad key": {}},
+        "connections": [{"plug": "nocolon"}],
+    }
+    with pytest.raises(GadgetError) as exc:
+        parse_gadget_yaml(_text(g))
+    problems = exc.value.problems
+    assert len(problems) == 3
+    assert 'default stanza not keyed by "system" or snap-id: bad key' in problems[0]
+    assert 'not "nocolon"' in problems[1]
+    assert "disallowed for security purposes" in problems[2]

@@ -430,7 +430,7 @@ def parse_gadget_yaml(
         raw_volumes = _mapping(data.get("volumes"), '"volumes"')
     except _Invalid as exc:
         problems.add(f"cannot parse gadget metadata: {exc}")
-    problems.raise_if_any()
+        problems.raise_if_any()
 
     # which rules (UC16/18 or UC20+): from the model, else from the roles used
     seed_roles = {
@@ -448,6 +448,7 @@ def parse_gadget_yaml(
         ruleset = "uc20" if (has_seed or has_seed_null) else "uc16"
 
     if not raw_volumes:
+        problems.raise_if_any()
         if model is not None and not model.classic:
             raise GadgetError(
                 "bootloader not declared in any volume",
@@ -491,8 +492,6 @@ def parse_gadget_yaml(
     problems.raise_if_any()
 
     classic_with_modes = _validate_roles(volumes, model, problems)
-    problems.raise_if_any()
-
     _check_content_paths(volumes, problems)
     problems.raise_if_any()
 
