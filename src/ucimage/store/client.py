@@ -692,7 +692,7 @@ class StoreClient:
                     timeout=httpx.Timeout(300, connect=policy.timeout),
                 ) as resp:
                     status = resp.status_code
-                    if status == 206 and have:
+                    if status == 206:
                         content_range = resp.headers.get("content-range", "")
                         if not content_range.startswith(f"bytes {have}-"):
                             status = 200  # not the range we asked for: start over
