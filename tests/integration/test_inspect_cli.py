@@ -207,14 +207,6 @@ def test_not_a_disk_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert rc == 2 and "has no seed" in err
 
 
-def test_trusted_needs_verify(
-    images: dict[str, BuiltImage], capsys: pytest.CaptureFixture[str]
-) -> None:
-    trusted = str(STUB_ASSERTS / "stubroot-root.account-key")
-    rc, _, err = run_cli(capsys, "--trusted", trusted, str(images["uc16"].path))
-    assert rc == 2 and "--trusted only makes sense with --verify" in err
-
-
 def test_bad_seed_yaml_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def duplicate_key(seed: Path) -> None:
         text = (seed / "seed.yaml").read_text()

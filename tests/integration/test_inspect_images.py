@@ -11,6 +11,7 @@ broken fixture fails here first.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import struct
@@ -279,6 +280,12 @@ def build_mbr_uboot_image(workdir: Path, name: str = "pi.img") -> BuiltImage:
     return BuiltImage(image, "uc16", 2, 71680 * 512)
 
 
+def sparse_copy(src: Path, dest: Path) -> Path:
+    """Copy an image keeping its holes (UC20 images are GBs, mostly holes)."""
+    sh("cp", "--sparse=always", src, dest)
+    return dest
+
+
 def flip_byte_of_file(image: BuiltImage, fs_path: str, offset_in_file: int = 1000) -> None:
     """Change one byte of the file *fs_path* inside the image, in place."""
     part_off = image.seed_offset
@@ -289,8 +296,8 @@ def flip_byte_of_file(image: BuiltImage, fs_path: str, offset_in_file: int = 100
     else:
         # vfat: find the file's bytes in the image (our snaps are unique)
         data = sh("mcopy", "-i", f"{image.path}@@{part_off}", f"::{fs_path}", "-")
-        blob = image.path.read_bytes()
-        start = blob.find(data[:4096], part_off)
+        with open(image.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            start = m.find(data[:4096], part_off)
         assert start >= 0, fs_path
         pos = start + offset_in_file
     with open(image.path, "r+b") as f:

@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="FILE",
-        help="extra trusted assertions (e.g. a test root account-key); repeatable",
+        help=(
+            "extra trusted root assertions (account + account-key, e.g. a self-hosted "
+            "store's root.assert) for --verify and publisher names; repeatable"
+        ),
     )
     p.set_defaults(func=run_inspect)
 
@@ -58,8 +61,6 @@ def run_inspect(args: argparse.Namespace) -> int:
     for f in args.trusted:
         if not f.is_file():
             raise UsageError(f"--trusted file {str(f)!r} does not exist")
-    if args.trusted and not args.verify:
-        raise UsageError("--trusted only makes sense with --verify")
     with tempfile.TemporaryDirectory(prefix="ucimage-inspect-") as tmp:
         report = inspect_image(args.image, Path(tmp), verify=args.verify, trusted=args.trusted)
         if args.model or args.snap_list:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ucimage.assertions import builtin_trusted, configured_trusted, load_assertion_files
 from ucimage.errors import UcimageError
 from ucimage.inspect.bootenv import BOOTENV_PATHS, BootEnv, parse_bootenv
 from ucimage.inspect.errors import InspectError
@@ -196,11 +197,12 @@ def inspect_image(
             filesystems.append(PartitionFilesystem(p.number, fs))
     log.debug("table and filesystems read in %.2fs", time.monotonic() - started)
     readers = _readers(path, table, filesystems)
+    roots = [*builtin_trusted(), *configured_trusted(), *load_assertion_files(trusted)]
     seed: Seed | None = None
     # the seed partition: writable (UC16/18) or ubuntu-seed (UC20+); try labelled ones first
     preferred = sorted(readers, key=lambda r: r[1].label not in ("writable", "ubuntu-seed"))
     for number, _, reader in preferred:
-        seed = read_seed(reader, number, workdir / f"p{number}")
+        seed = read_seed(reader, number, workdir / f"p{number}", roots)
         if seed is not None:
             break
     log.debug("seed read in %.2fs", time.monotonic() - started)

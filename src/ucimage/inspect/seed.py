@@ -19,7 +19,7 @@ declaration.  What does not match is recorded in ``problems`` here and failed by
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,9 @@ def _decode_file(path: Path, problems: list[str], label: str) -> list[Assertion]
 class _Index:
     """The seed's assertions, indexed the way we look them up."""
 
-    def __init__(self, items: Iterable[tuple[str, Assertion]]) -> None:
+    def __init__(
+        self, items: Iterable[tuple[str, Assertion]], trusted: Sequence[Assertion] = ()
+    ) -> None:
         self.items = list(items)
         self.declarations: dict[str, Assertion] = {}
         self.declarations_by_name: dict[str, Assertion] = {}
@@ -138,6 +140,10 @@ class _Index:
                 self.revisions_by_id.setdefault(str(a.header("snap-id")), []).append(a)
             elif a.type == "account":
                 self.accounts[str(a.header("account-id"))] = a
+        # a root's account is compiled into snapd, not shipped in the seed
+        for a in trusted:
+            if a.type == "account":
+                self.accounts.setdefault(str(a.header("account-id")), a)
 
     def models(self) -> list[Assertion]:
         return [a for _, a in self.items if a.type == "model"]
@@ -295,7 +301,9 @@ def _load_yaml(path: Path, what: str) -> Any:
         raise SeedError(f"cannot parse {what}: {detail}") from exc
 
 
-def read_seed16(reader: FilesystemReader, partition: int, workdir: Path) -> Seed:
+def read_seed16(
+    reader: FilesystemReader, partition: int, workdir: Path, trusted: Sequence[Assertion] = ()
+) -> Seed:
     """Read a UC16/18 seed from the writable filesystem *reader*."""
     local = workdir / "seed"
     reader.extract_tree(SEED16_DIR, local)
@@ -312,7 +320,7 @@ def read_seed16(reader: FilesystemReader, partition: int, workdir: Path) -> Seed
     for f in sorted(adir.iterdir()) if adir.is_dir() else []:
         label = f"{SEED16_DIR}/assertions/{f.name}"
         items.extend((label, a) for a in _decode_file(f, problems, label))
-    index = _Index(items)
+    index = _Index(items, trusted)
     model = _one_model(index.models(), f"{SEED16_DIR}/assertions", problems)
     rows = []
     seen: set[str] = set()
@@ -373,7 +381,9 @@ def _pick_system(reader: FilesystemReader, labels: list[str], problems: list[str
     return sorted(labels)[-1]
 
 
-def read_seed20(reader: FilesystemReader, partition: int, workdir: Path) -> Seed:
+def read_seed20(
+    reader: FilesystemReader, partition: int, workdir: Path, trusted: Sequence[Assertion] = ()
+) -> Seed:
     """Read a UC20+ seed from the ubuntu-seed filesystem *reader*."""
     problems: list[str] = []
     labels = sorted(e.name for e in reader.listdir("/systems") if e.is_dir)
@@ -399,7 +409,7 @@ def read_seed20(reader: FilesystemReader, partition: int, workdir: Path) -> Seed
             if a.type == "model":
                 problems.append(f"{where} holds a model assertion; only {sysdir}/model may")
             items.append((where, a))
-    index = _Index(items)
+    index = _Index(items, trusted)
     options: list[dict[str, Any]] = []
     if (local / "options.yaml").is_file():
         doc = _load_yaml(local / "options.yaml", f"{sysdir}/options.yaml")
@@ -481,10 +491,17 @@ def detect_layout(reader: FilesystemReader) -> str | None:
     return None
 
 
-def read_seed(reader: FilesystemReader, partition: int, workdir: Path) -> Seed | None:
+def read_seed(
+    reader: FilesystemReader, partition: int, workdir: Path, trusted: Sequence[Assertion] = ()
+) -> Seed | None:
+    """The seed on *reader*'s filesystem, or None.
+
+    *trusted* are the trusted roots (their accounts name the publishers of the
+    snaps they publish, as on a device where they are built in).
+    """
     layout = detect_layout(reader)
     if layout == "uc16":
-        return read_seed16(reader, partition, workdir)
+        return read_seed16(reader, partition, workdir, trusted)
     if layout == "uc20":
-        return read_seed20(reader, partition, workdir)
+        return read_seed20(reader, partition, workdir, trusted)
     return None
