@@ -955,3 +955,10 @@ def test_problems_across_sections_are_collected() -> None:
     assert 'default stanza not keyed by "system" or snap-id: bad key' in problems[0]
     assert 'not "nocolon"' in problems[1]
     assert "disallowed for security purposes" in problems[2]
+
+
+def test_role_rules_still_run_with_other_problems() -> None:
+    g = {**uc20(data={}), "defaults": {"bad key": {}}}
+    with pytest.raises(GadgetError) as exc:
+        parse_gadget_yaml(_text(g))
+    assert exc.value.problems[1:] == ("the system-seed role requires system-data to be defined",)

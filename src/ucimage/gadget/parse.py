@@ -465,20 +465,22 @@ def parse_gadget_yaml(
             warnings=tuple(warnings),
         )
 
+    # later stages need every volume valid; other sections' problems do not block
     volumes: dict[str, Volume] = {}
     bootloaders = 0
+    before = len(problems.items)
     for raw_name, raw_volume in raw_volumes.items():
         name = _text_or_empty(raw_name)
-        before = len(problems.items)
         volume = _parse_volume(name, raw_volume, ruleset, root, problems, warnings)
-        if volume is None or len(problems.items) > before:
+        if volume is None:
             continue
         volumes[name] = volume
         if volume.bootloader is not None:
             if volume.bootloader == "piboot" and model is not None and not model.has_modes:
                 problems.add("piboot bootloader valid only for UC20 onwards")
             bootloaders += 1
-    problems.raise_if_any()
+    if len(problems.items) > before:
+        problems.raise_if_any()
 
     if bootloaders == 0:
         problems.add(
@@ -489,7 +491,8 @@ def parse_gadget_yaml(
     elif bootloaders > 1:
         names = ", ".join(f'"{n}"' for n, v in volumes.items() if v.bootloader)
         problems.add(f"too many ({bootloaders}) bootloaders declared (volumes {names})")
-    problems.raise_if_any()
+    if len(problems.items) > before:
+        problems.raise_if_any()
 
     classic_with_modes = _validate_roles(volumes, model, problems)
     _check_content_paths(volumes, problems)
@@ -1170,6 +1173,7 @@ def _validate_roles(
         if ROLE_SYSTEM_SEED_NULL in roles:
             has_modes = classic_with_modes = True
 
+    before = len(problems.items)
     reserved = (
         (_UBUNTU_BOOT, _UBUNTU_SEED, _UBUNTU_DATA, _UBUNTU_SAVE)
         if has_modes
@@ -1187,7 +1191,7 @@ def _validate_roles(
                     "with the matching role",
                 )
                 break
-    if problems.items:
+    if len(problems.items) > before:
         return classic_with_modes
 
     def check_labels(*pairs: tuple[str, str]) -> None:
