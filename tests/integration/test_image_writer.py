@@ -63,7 +63,7 @@ def fdisk_rows(image: Path, sector_size: int) -> list[list[str]]:
     """Start, sectors, type, name per partition, as fdisk reads them (any sector size)."""
     out = sh("fdisk", "-b", str(sector_size), "-l", "-o", "Start,Sectors,Type-UUID,Name", image)
     lines = out.stdout.splitlines()
-    head = next(i for i, line in enumerate(lines) if line.startswith("Start"))
+    head = next(i for i, line in enumerate(lines) if line.strip().startswith("Start"))
     return [line.split(None, 3) for line in lines[head + 1 :] if line.strip()]
 
 
@@ -124,24 +124,40 @@ def debugfs_cat(image: Path, offset: int, path: str, tmp: Path) -> bytes:
     return data
 
 
+def extract(image: Path, offset: int, size: int, out: Path) -> None:
+    """Copy a partition out of the image, keeping holes (fast on sparse images)."""
+    with open(image, "rb") as src, open(out, "wb") as dst:
+        fd = src.fileno()
+        pos, end = offset, offset + size
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            if data >= end:
+                break
+            hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+            src.seek(data)
+            dst.seek(data - offset)
+            remaining = hole - data
+            while remaining:
+                chunk = src.read(min(remaining, 4 * MiB))
+                dst.write(chunk)
+                remaining -= len(chunk)
+            pos = hole
+        dst.truncate(size)
+
+
 def vfat_check(image: Path, offset: int, size: int, tmp: Path) -> None:
     part = tmp / "vfat.part"
-    with open(image, "rb") as src, open(part, "wb") as dst:
-        src.seek(offset)
-        remaining = size
-        while remaining:
-            chunk = src.read(min(remaining, 4 * MiB))
-            if not chunk:
-                break
-            dst.write(chunk)
-            remaining -= len(chunk)
+    extract(image, offset, size, part)
     proc = sh("fsck.vfat", "-n", part, check=False)
     part.unlink()
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def mdir(image: Path, offset: int, path: str = "::/") -> str:
-    return sh("mdir", "-/", "-i", f"{image}@@{offset}", path).stdout
+    return sh("mdir", "-i", f"{image}@@{offset}", path).stdout
 
 
 def mtype(image: Path, offset: int, path: str) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from ucimage.gadget import LaidOutContent, LaidOutStructure, VolumeLayout
@@ -58,8 +58,8 @@ class GadgetContentResolver:
     """Resolves content from an unpacked gadget (and kernel) snap.
 
     ``staged`` maps a role or structure name to a directory the build prepared
-    (``system-data`` → the writable tree, ``system-seed`` → the seed); it
-    replaces the gadget content of that structure.
+    (``system-data`` → the writable tree, ``system-seed`` → the seed); its tree
+    is copied after the structure's gadget content (so it wins on conflicts).
     """
 
     gadget_dir: Path
@@ -73,17 +73,20 @@ class GadgetContentResolver:
         return self._assets
 
     def filesystem_content(self, structure: LaidOutStructure) -> Path | tuple[ContentEntry, ...]:
-        for key in (structure.structure_name, structure.name, structure.role):
-            if key and key in self.staged:
-                return self.staged[key]
         pairs = [(c.source, c.target or "") for c in structure.content if c.kind == "file"]
-        return resolve_filesystem_content(
+        entries = resolve_filesystem_content(
             pairs,
             self.gadget_dir,
             kernel_dir=self.kernel_dir,
             kernel_assets=self._kernel_assets(),
             what=describe(structure),
         )
+        for key in (structure.structure_name, structure.name, structure.role):
+            if key and key in self.staged:
+                # the build's tree goes on top of the gadget's own content
+                staged = ContentEntry(self.staged[key], PurePosixPath("/"), contents_only=True)
+                return (*entries, staged)
+        return entries
 
     def image_file(self, structure: LaidOutStructure, content: LaidOutContent) -> Path:
         return resolve_image(content.source, self.gadget_dir, what=describe(structure))

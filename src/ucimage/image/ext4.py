@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ucimage.errors import CommandFailedError, UcimageError
 from ucimage.image.content import LargeFile, StagedTree
 from ucimage.image.spec import ImageError
 from ucimage.run import run
@@ -171,7 +172,11 @@ def make_ext4(
         argv += ["-d", staged.root]
     argv += [image, f"{blocks * BLOCK_SIZE // 1024}k"]
     env = e2fs_env(timestamp) | {"MKE2FS_CONFIG": os.fspath(conf)}
-    run(argv, env=env)
+    try:
+        run(argv, env=env)
+    except CommandFailedError as exc:
+        _raise_if_full(exc, size)
+        raise
     if staged is None:
         return
     large = staged.large_files()
@@ -190,7 +195,11 @@ def make_ext4(
             f"sif {q} {field} @{timestamp}" for field in ("atime", "mtime", "ctime", "crtime")
         ]
     commands += [f"ex {quote(item.paths[0])}" for item in large]
-    output = debugfs(image, offset, commands, workdir, timestamp)
+    try:
+        output = debugfs(image, offset, commands, workdir, timestamp)
+    except ImageError as exc:
+        _raise_if_full(exc, size)
+        raise
     if not large:
         return
     extents = parse_extents(output)
@@ -210,6 +219,14 @@ def make_ext4(
     if fix:
         debugfs(image, offset, fix, workdir, timestamp)
     _place_data(image, offset, [(item, extents[item.paths[0]]) for item in large])
+
+
+def _raise_if_full(exc: UcimageError, size: int) -> None:
+    if "Could not allocate" in exc.message or "No space left" in exc.message:
+        raise ImageError(
+            f"the content does not fit in the {size}-byte ext4 filesystem",
+            hint="make the structure bigger (size / --image-size) or the content smaller",
+        ) from exc
 
 
 def _check_extents(item: LargeFile, extents: list[Extent]) -> None:
