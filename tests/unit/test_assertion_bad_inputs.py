@@ -400,11 +400,11 @@ CASES: list[tuple[str, Run, str]] = [
         '"gadget" channel selector must be a track name only',
     ),
     ("kernel-track-is-risk", j(uc18(kernel="pc-kernel=edge")), "must be a track name"),
-    ("bad-gadget-name", j(uc18(gadget="PC")), "not a valid snap name"),
+    ("bad-gadget-name", j(uc18(gadget="PC")), 'invalid snap name in "gadget" header: PC'),
     (
         "bad-required-snap",
         j(uc18(required_snaps=["ok-snap", "Bad Snap"])),
-        '"required-snaps" header contains an invalid element',
+        'invalid snap name in "required-snaps" header: Bad Snap',
     ),
     ("classic-with-kernel", j(uc18(classic="true", base=None)), "cannot specify a kernel"),
     ("classic-not-bool", j(uc18(classic="yes")), "\"classic\" header must be 'true' or 'false'"),
@@ -425,7 +425,7 @@ CASES: list[tuple[str, Run, str]] = [
     (
         "uc20-bad-type",
         j(uc20([GADGET, KERNEL, CORE20, {"name": "app", "id": "A" * 32, "type": "os"}])),
-        '"type" of snap "app" must be one of',
+        '"type" of snap "app" must be one of must be one of app|base|gadget|kernel|core|snapd',
     ),
     (
         "uc20-duplicate-name",
@@ -446,7 +446,7 @@ CASES: list[tuple[str, Run, str]] = [
     (
         "uc20-bad-channel-risk",
         j(uc20([{**GADGET, "default-channel": "20/sometimes"}, KERNEL, CORE20])),
-        "invalid risk in channel name",
+        "invalid default channel for snap",
     ),
     (
         "uc20-base-wrong-type",
@@ -466,12 +466,12 @@ CASES: list[tuple[str, Run, str]] = [
     (
         "uc20-unknown-base-signed",
         j(uc20([GADGET, KERNEL], base="mybase")),
-        'boot base "mybase"',
+        "cannot specify not well-known base",
     ),
     (
         "uc20-classic-without-distribution",
         j(uc20(classic="true")),
-        '"distribution" header is mandatory',
+        '"distribution" header is mandatory, see distribution ID in os-release spec',
     ),
     (
         "system-user-authority-string",
@@ -482,6 +482,45 @@ CASES: list[tuple[str, Run, str]] = [
         "serial-authority-string",
         j(uc18(serial_authority="*")),
         '"serial-authority" header must be a list of account ids',
+    ),
+    (
+        "uc20-essential-with-presence",
+        j(uc20([GADGET, {**KERNEL, "presence": "optional"}, CORE20])),
+        'cannot specify presence for snap "pc-kernel"',
+    ),
+    (
+        "uc20-validation-set-without-mode",
+        j(uc20(validation_sets=[{"name": "set"}])),
+        '"mode" of validation-set "brand/set" is mandatory',
+    ),
+    (
+        "uc20-validation-set-sequence-zero",
+        j(uc20(validation_sets=[{"name": "set", "mode": "enforce", "sequence": "0"}])),
+        "must be larger than 0 or left unspecified (meaning tracking latest)",
+    ),
+    (
+        "uc20-distribution-not-classic",
+        j(uc20(distribution="ubuntu")),
+        "cannot specify distribution for model unless it is classic",
+    ),
+    (
+        "classic-snap-outside-run-mode",
+        j(
+            uc20(
+                [
+                    *([GADGET, KERNEL, CORE20]),
+                    {
+                        "name": "tool",
+                        "id": "T" * 32,
+                        "classic": "true",
+                        "modes": ["run", "ephemeral"],
+                    },
+                ],
+                classic="true",
+                distribution="ubuntu",
+            )
+        ),
+        'classic snap "tool" not allowed outside of run mode: [run ephemeral]',
     ),
     # ---- JSON input
     ("json-number", j(uc18(series=16)), 'header "series": header values must be strings'),

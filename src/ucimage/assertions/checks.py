@@ -174,9 +174,7 @@ def decode_digest(value: str, name: str) -> bytes:
 
 
 def rfc3339(headers: Mapping[str, Any], name: str) -> dt.datetime:
-    value = exists(headers, name)
-    if not isinstance(value, str):
-        raise fail(f"{quote(name)} header must be a string")
+    value = not_empty_string(headers, name)
     try:
         return parse_rfc3339(value)
     except ValueError as exc:

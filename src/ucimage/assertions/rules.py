@@ -85,7 +85,7 @@ def _account_ids(headers: Headers, name: str) -> list[str]:
         raise fail(f"{quote(name)} header must be a list of account ids")
     for item in value:
         if not ACCOUNT_ID_RE.match(item):
-            raise fail(f"{quote(name)} header contains an invalid element: {quote(item)}")
+            raise fail(f"{quote(name)} header must be a list of account ids")
     return list(value)
 
 
@@ -183,7 +183,7 @@ def _check_track_header(h: Headers, name: str, required: bool) -> None:
         if not track or track in RISKS:
             raise fail(f"{quote(name)} channel selector must be a track name")
     if not valid_snap_name(snap):
-        raise fail(f"{quote(name)} header is not a valid snap name: {quote(snap)}")
+        raise fail(f"invalid snap name in {quote(name)} header: {snap}")
 
 
 def _model(h: Headers, body: bytes, fmt: int) -> None:
@@ -213,44 +213,60 @@ def _model(h: Headers, body: bytes, fmt: int) -> None:
         if "storage-safety" in h:
             raise fail("cannot specify storage-safety for model without the extended snaps header")
         if "distribution" in h:
-            raise fail("cannot specify distribution for model without the extended snaps header")
+            raise fail(
+                "cannot specify distribution for model unless it is classic and has an "
+                "extended snaps header"
+            )
     if classic and not extended:
         if "kernel" in h:
             raise fail("cannot specify a kernel with a non-extended classic model")
         if "base" in h:
             raise fail("cannot specify a base with a non-extended classic model")
     if classic and extended:
+        os_release = "see distribution ID in os-release spec"
+        if not h.get("distribution"):
+            raise fail(f'"distribution" header is mandatory, {os_release}')
         dist = checks.not_empty_string(h, "distribution")
         if not DISTRIBUTION_RE.match(dist):
-            raise fail(f'"distribution" header contains invalid characters: {quote(dist)}')
+            raise fail(
+                f'"distribution" header contains invalid characters: {quote(dist)}, {os_release}'
+            )
     if "distribution" in h and not classic:
-        raise fail("cannot specify distribution for a model that is not classic")
+        raise fail(
+            "cannot specify distribution for model unless it is classic and has an extended "
+            "snaps header"
+        )
     if not classic or extended:
         checks.not_empty_string(h, "architecture")
     else:
         checks.optional_string(h, "architecture")
     base = checks.optional_string(h, "base")
     if base is not None and not valid_snap_name(base):
-        raise fail(f'"base" header is not a valid snap name: {quote(base)}')
+        raise fail(f'invalid snap name in "base" header: {base}')
     checks.optional_string(h, "display-name")
     checks.optional_string(h, "store")
     if extended:
         if base is None:
-            raise fail('"base" header is mandatory with the extended snaps header')
+            raise fail('"base" header is mandatory')
         _model_snaps(h, classic, base)
     else:
         _check_track_header(h, "gadget", required=not classic)
         _check_track_header(h, "kernel", required=not classic)
         for snap in checks.string_list(h, "required-snaps"):
             if not valid_snap_name(snap):
-                raise fail(f'"required-snaps" header contains an invalid element: {quote(snap)}')
+                raise fail(f'invalid snap name in "required-snaps" header: {snap}')
     _account_ids(h, "serial-authority")
     sua = h.get("system-user-authority")
     if isinstance(sua, str):
         if sua != "*":
             raise fail("\"system-user-authority\" header must be '*' or a list of account ids")
     else:
-        _account_ids(h, "system-user-authority")
+        try:
+            _account_ids(h, "system-user-authority")
+        except AssertionFormatError:
+            raise fail(
+                "\"system-user-authority\" header must be '*' or a list of account ids"
+            ) from None
     _account_ids(h, "preseed-authority")
     _model_validation_sets(h)
     checks.rfc3339(h, "timestamp")
@@ -294,8 +310,10 @@ def _model_snaps(h: Headers, classic: bool, base: str) -> None:
         if snap_id is None:
             if grade != "dangerous":
                 raise fail(f'"id" of snap {quote(name)} is mandatory for {grade} grade model')
-        elif not isinstance(snap_id, str) or not SNAP_ID_RE.match(snap_id):
-            raise fail(f'"id" of snap {quote(name)} contains invalid characters: {snap_id!r}')
+        elif not isinstance(snap_id, str):
+            raise fail(f'"id" of snap {quote(name)} must be a string')
+        elif not SNAP_ID_RE.match(snap_id):
+            raise fail(f'"id" of snap {quote(name)} contains invalid characters: {quote(snap_id)}')
         else:
             if snap_id in ids:
                 raise fail(
@@ -304,8 +322,13 @@ def _model_snaps(h: Headers, classic: bool, base: str) -> None:
                 )
             ids[snap_id] = name
         stype = entry.get("type", "app")
+        if not isinstance(stype, str):
+            raise fail(f'"type" of snap {quote(name)} must be a string')
         if stype not in SNAP_TYPES:
-            raise fail(f'"type" of snap {quote(name)} must be one of {"|".join(SNAP_TYPES)}')
+            # sic: snapd says "must be one of" twice
+            raise fail(
+                f'"type" of snap {quote(name)} must be one of must be one of {"|".join(SNAP_TYPES)}'
+            )
         essential = stype in ("snapd", "kernel", "gadget") or name == base
         if name == base:
             has_base_entry = True
@@ -327,14 +350,24 @@ def _model_snaps(h: Headers, classic: bool, base: str) -> None:
                     raise fail(
                         f'"modes" of snap {quote(name)} contains an invalid element: {quote(mode)}'
                     )
-        presence = entry.get("presence")
-        if presence is not None and presence not in ("required", "optional"):
-            raise fail(f'"presence" of snap {quote(name)} must be one of required|optional')
-        if essential and ("modes" in entry or "presence" in entry):
+        if essential and modes:
             raise fail(
-                "essential snaps are always available, cannot specify modes or presence for "
-                f"snap {quote(name)}"
+                f"essential snaps are always available, cannot specify modes of snap {quote(name)}"
             )
+        presence = entry.get("presence")
+        if presence is not None:
+            if not isinstance(presence, str):
+                raise fail(f'"presence" of snap {quote(name)} must be a string')
+            if presence not in ("required", "optional"):
+                raise fail(
+                    f'"presence" of snap {quote(name)} must be one of must be one of '
+                    "required|optional"
+                )
+            if essential:
+                raise fail(
+                    "essential snaps are always available, cannot specify presence for snap "
+                    f"{quote(name)}"
+                )
         channel = entry.get("default-channel")
         if channel is not None:
             if not isinstance(channel, str):
@@ -342,7 +375,7 @@ def _model_snaps(h: Headers, classic: bool, base: str) -> None:
             try:
                 track, _, _ = parse_channel(channel)
             except ValueError as exc:
-                raise fail(f'invalid "default-channel" of snap {quote(name)}: {exc}') from None
+                raise fail(f"invalid default channel for snap {quote(name)}: {exc}") from None
             if not track:
                 raise fail(
                     f"default channel for snap {quote(name)} must specify a track",
@@ -361,7 +394,10 @@ def _model_snaps(h: Headers, classic: bool, base: str) -> None:
                         "instead of app"
                     )
                 if modes is not None and modes != ["run"]:
-                    raise fail(f"classic snap {quote(name)} not allowed outside of run mode")
+                    raise fail(
+                        f"classic snap {quote(name)} not allowed outside of run mode: "
+                        f"[{' '.join(modes)}]"
+                    )
         components = entry.get("components")
         if components is not None and not isinstance(components, dict):
             raise fail(f'"components" of snap {quote(name)} must be a map')
@@ -371,11 +407,11 @@ def _model_snaps(h: Headers, classic: bool, base: str) -> None:
         if "gadget" not in by_type:
             raise fail('one "snaps" header entry must specify the model gadget')
     elif "kernel" in by_type and "gadget" not in by_type:
-        raise fail("cannot specify a kernel in a classic model without a model gadget")
+        raise fail("cannot specify a kernel in an extended classic model without a model gadget")
     if not has_base_entry and base not in WELL_KNOWN_SNAP_IDS and grade != "dangerous":
         raise fail(
-            f"cannot determine snap id for boot base {quote(base)}: it is not a well-known "
-            'base, add a "snaps" entry for it with its "id"'
+            f"cannot specify not well-known base {quote(base)} without a corresponding "
+            '"snaps" header entry'
         )
 
 
@@ -384,27 +420,39 @@ def _model_validation_sets(h: Headers) -> None:
     if value is None:
         return
     if not isinstance(value, list):
-        raise fail('"validation-sets" header must be a list of maps')
+        raise fail('"validation-sets" must be a list of validation sets')
     seen: set[str] = set()
     for entry in value:
         if not isinstance(entry, dict):
-            raise fail('"validation-sets" header must be a list of maps')
+            raise fail('entry in "validation-sets" is not a valid validation-set')
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             raise fail('"name" of validation-set is mandatory')
         if not VSET_NAME_RE.match(name):
-            raise fail(f"invalid validation-set name {quote(name)}")
+            raise fail(f'"name" of validation-set contains invalid characters: {quote(name)}')
         account = entry.get("account-id", h.get("brand-id"))
-        if not isinstance(account, str) or not ACCOUNT_ID_RE.match(account):
-            raise fail(f'invalid "account-id" of validation-set {quote(name)}')
-        seq = entry.get("sequence")
-        if seq is not None and (not isinstance(seq, str) or not re.fullmatch(r"[1-9][0-9]*", seq)):
-            raise fail(f'"sequence" of validation-set {quote(name)} must be an integer >= 1')
-        mode = entry.get("mode")
-        if mode not in ("enforce", "prefer-enforce"):
+        if not isinstance(account, str):
+            raise fail(f'"account-id" of validation-set {quote(name)} must be a string')
+        if not ACCOUNT_ID_RE.match(account):
             raise fail(
-                f'"mode" of validation-set "{account}/{name}" must be prefer-enforce|enforce'
+                f'"account-id" of validation-set {quote(name)} contains invalid characters: '
+                f"{quote(account)}"
             )
+        what = f'validation-set "{account}/{name}"'
+        seq = entry.get("sequence")
+        if seq is not None:
+            if not isinstance(seq, str) or not re.fullmatch(r"[+-]?[0-9]+", seq):
+                raise fail(f'"sequence" of {what} is not an integer: {seq}')
+            if int(seq) <= 0 or seq.startswith("+"):
+                raise fail(
+                    f'"sequence" of {what} must be larger than 0 or left unspecified '
+                    "(meaning tracking latest)"
+                )
+        mode = entry.get("mode")
+        if mode is None:
+            raise fail(f'"mode" of {what} is mandatory')
+        if mode not in ("enforce", "prefer-enforce"):
+            raise fail(f'"mode" of {what} must be prefer-enforce|enforce, not {quote(str(mode))}')
         key = f"{account}/{name}"
         if key in seen:
             raise fail(f"cannot add validation set {quote(key)} twice")
