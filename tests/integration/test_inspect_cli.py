@@ -13,6 +13,7 @@ from tests.integration.test_inspect_images import (
     SYSTEM_LABEL,
     UC16_SNAP_LIST,
     BuiltImage,
+    build_4k_image,
     build_mbr_uboot_image,
     build_uc16_image,
     build_uc20_image,
@@ -261,3 +262,16 @@ def test_image_path_with_tool_special_characters(
     odd.symlink_to(images[kind].path)
     rc, out, _ = run_cli(capsys, "--snap-list", str(odd))
     assert rc == 0 and out == UC16_SNAP_LIST
+
+
+def test_4k_sector_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = build_4k_image(tmp_path)
+    doc = inspect_json(capsys, image.path)
+    assert doc["volumes"][0]["sector-size"] == 4096
+    assert [(p["number"], p["start"], p["offset"]) for p in doc["partitions"]] == [
+        (1, 256, 1024 * 1024),
+        (2, 512, 2 * 1024 * 1024),
+        (3, 13312, 52 * 1024 * 1024),
+    ]
+    assert doc["seed"]["snap-list"] == UC16_SNAP_LIST
+    assert doc["bootenv"][0]["vars"]["snap_kernel"] == "pc-kernel_2.snap"

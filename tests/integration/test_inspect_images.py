@@ -328,3 +328,34 @@ def test_fixture_images_are_sound(images: dict[str, BuiltImage], kind: str) -> N
         sh("e2fsck", "-fn", f"{image.path}?offset={image.seed_offset}")
     table = sfdisk_json(image.path)
     assert table["label"] == ("dos" if kind == "mbr" else "gpt")
+
+
+def build_4k_image(workdir: Path, name: str = "4k.img") -> BuiltImage:
+    """The UC16 layout with 4096-byte sectors, written by ucimage's own disk writer."""
+    from ucimage.image import DiskSpec, FilesystemSpec, PartitionSpec, write_disk
+
+    uc16 = build_uc16_image(workdir / "uc16-parts")  # for its staged trees
+    esp, writable = workdir / "uc16-parts" / "esp-tree", workdir / "uc16-parts" / "writable-tree"
+    assert uc16.path.exists()
+    image = workdir / name
+    spec = DiskSpec(
+        path=image,
+        size=120 * MIB,
+        sector_size=4096,
+        schema="gpt",
+        seed=b"inspect-4k",
+        partitions=(
+            PartitionSpec(1, 1 * MIB, 1 * MIB, BIOS_TYPE, name="BIOS Boot"),
+            PartitionSpec(
+                2, 2 * MIB, 50 * MIB, ESP_TYPE, name="EFI System",
+                filesystem=FilesystemSpec("vfat", label="system-boot", content=esp),
+            ),
+            PartitionSpec(
+                3, 52 * MIB, 40 * MIB, LINUX_TYPE, name="writable",
+                filesystem=FilesystemSpec("ext4", label="writable", content=writable),
+            ),
+        ),
+    )  # fmt: skip
+    (workdir / "write-work").mkdir(exist_ok=True)
+    write_disk(spec, workdir=workdir / "write-work")
+    return BuiltImage(image, "uc16", 3, 52 * MIB)
