@@ -126,6 +126,10 @@ def test_uc18_from_store(
     again = tmp_path / "again"
     assert build_from_store(url, root, model, again) == 0
     assert (again / "pc.img").read_bytes() == (out / "pc.img").read_bytes()
+    # --offline: the remembered resolution and the cache serve, no request leaves
+    offline = tmp_path / "offline"
+    assert build_from_store(url, root, model, offline, "--offline") == 0
+    assert (offline / "pc.img").read_bytes() == (out / "pc.img").read_bytes()
 
 
 def test_uc20_signed_from_store(

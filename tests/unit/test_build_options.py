@@ -59,7 +59,6 @@ def test_validate(tmp_path: Path) -> None:
         (BuildOptions(model=model, until="nope"), "unknown step"),
         (BuildOptions(model=model, until="write_seed", thru="write_seed"), "together"),
         (BuildOptions(model=model, cloud_init=tmp_path / "none"), "--cloud-init"),
-        (BuildOptions(model=model, offline=True, store="http://x"), "--offline"),
         (BuildOptions(model=model, revisions=(("a", 1), ("a", 2))), "more than one"),
     ]
     for opts, message in cases:

@@ -205,5 +205,3 @@ def validate_options(opts: BuildOptions) -> None:
         raise UsageError(f"invalid --validation {opts.validation!r}", hint="ignore or enforce")
     if opts.compress not in (None, "zstd"):
         raise UsageError(f"unsupported --compress {opts.compress!r}", hint="only zstd")
-    if opts.offline and opts.store:
-        raise UsageError("--offline and --store cannot be used together")

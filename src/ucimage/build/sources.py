@@ -9,6 +9,9 @@ that cannot be had.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,10 +45,72 @@ _RESOLVED_FIELDS = (
 )
 
 
+#: offline builds point the client here, so nothing can leave the machine
+_NOWHERE = "http://127.0.0.1:9/"
+
+
 def _client(build: ImageBuild) -> Any:
     from ucimage.store.client import StoreClient
 
-    return StoreClient(url=build.opts.store, arch=build.info.architecture or None)
+    url = _NOWHERE if build.opts.offline else build.opts.store
+    return StoreClient(url=url, arch=build.info.architecture or None)
+
+
+def _resolution_cache(build: ImageBuild) -> Path:
+    """Where resolutions are remembered for --offline (per store and architecture)."""
+    from ucimage.run import cache_home
+
+    key = hashlib.sha256(
+        f"{build.opts.store or os.environ.get('UBUNTU_STORE_URL', '')}|"
+        f"{build.info.architecture}".encode()
+    ).hexdigest()[:16]
+    return cache_home() / "resolved" / f"{key}.json"
+
+
+def _request_key(p: PlannedSnap) -> str:
+    return f"{p.name}|{p.channel or ''}|{p.revision or ''}"
+
+
+def _remember(build: ImageBuild, wanted: list[PlannedSnap], records: dict[str, Any]) -> None:
+    path = _resolution_cache(build)
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        known = {}
+    for p in wanted:
+        if p.name in records:
+            known[_request_key(p)] = records[p.name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _offline_records(build: ImageBuild, wanted: list[PlannedSnap]) -> dict[str, Any]:
+    """Resolve from what an earlier online build remembered, if the files are cached."""
+    from ucimage.run import cache_home
+
+    path = _resolution_cache(build)
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    records: dict[str, Any] = {}
+    missing = []
+    for p in wanted:
+        record = known.get(_request_key(p))
+        cached = record and (cache_home() / "snaps" / f"{record['sha3_384']}.snap").is_file()
+        if record and cached:
+            records[p.name] = record
+        else:
+            missing.append(f"{p.name} ({p.channel or 'stable'})")
+    if missing:
+        raise SnapSourceError(
+            f"cannot get these snaps offline: {', '.join(missing)}",
+            hint="pass them as local files with --snap PATH.snap, or build once online "
+            "to fill the cache",
+        )
+    return records
 
 
 def resolve(build: ImageBuild, planned: list[PlannedSnap]) -> list[PlannedSnap]:
@@ -55,23 +120,22 @@ def resolve(build: ImageBuild, planned: list[PlannedSnap]) -> list[PlannedSnap]:
         return planned
     names = ", ".join(f"{p.name} ({p.channel or 'stable'})" for p in wanted)
     if build.opts.offline:
-        raise SnapSourceError(
-            f"cannot get these snaps offline: {names}",
-            hint="pass them as local files with --snap PATH.snap",
-        )
-    from ucimage.store.client import SnapRequest
+        records = _offline_records(build, wanted)
+    else:
+        from ucimage.store.client import SnapRequest
 
-    requests = [SnapRequest(p.name, channel=p.channel, revision=p.revision) for p in wanted]
-    with _client(build) as client:
-        try:
-            resolved = client.resolve(
-                requests, ignore_validation=build.opts.validation != "enforce"
-            )
-        except UcimageError as exc:
-            raise SnapSourceError(
-                f"cannot resolve snaps {names}: {exc.message}", hint=exc.hint
-            ) from exc
-    records = {r.name: {f: getattr(r, f) for f in _RESOLVED_FIELDS} for r in resolved}
+        requests = [SnapRequest(p.name, channel=p.channel, revision=p.revision) for p in wanted]
+        with _client(build) as client:
+            try:
+                resolved = client.resolve(
+                    requests, ignore_validation=build.opts.validation != "enforce"
+                )
+            except UcimageError as exc:
+                raise SnapSourceError(
+                    f"cannot resolve snaps {names}: {exc.message}", hint=exc.hint
+                ) from exc
+        records = {r.name: {f: getattr(r, f) for f in _RESOLVED_FIELDS} for r in resolved}
+        _remember(build, wanted, records)
     build.state.results["store_resolved"] = records
     out = []
     for p in planned:
