@@ -99,6 +99,21 @@ def uc20(snaps: list[dict[str, Any]] | None = None, **changes: Any) -> dict[str,
     return headers
 
 
+def su(**changes: Any) -> dict[str, Any]:
+    headers: dict[str, Any] = {
+        "type": "system-user",
+        "authority-id": BRAND,
+        "brand-id": BRAND,
+        "email": "a@example.com",
+        "username": "u",
+        "models": ["m1"],
+        "since": TS,
+        "until": "2025-01-01T00:00:00Z",
+    }
+    headers.update({k.replace("_", "-"): v for k, v in changes.items()})
+    return headers
+
+
 Run = Callable[[Env], object]
 
 
@@ -597,6 +612,26 @@ CASES: list[tuple[str, Run, str]] = [
             }
         ),
         "'until' time cannot be before 'since' time",
+    ),
+    (
+        "system-user-cleartext-password",
+        j(su(password="hunter2")),
+        '"password" header invalid: hashed password must be of the form "$integer-id$salt$hash"',
+    ),
+    (
+        "system-user-md5-password",
+        j(su(password="$1$salt$hash")),
+        "only supports $id$ values of 6 (sha512crypt) or higher",
+    ),
+    (
+        "system-user-rounds-out-of-bounds",
+        j(su(password="$6$rounds=1$salt$hash")),
+        '"password" header rounds parameter out of bounds: 1',
+    ),
+    (
+        "system-user-force-change-without-password",
+        j(su(force_password_change="true")),
+        'cannot use "force-password-change" with an empty "password"',
     ),
     (
         "snap-revision-bad-digest",

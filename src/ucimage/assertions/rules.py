@@ -610,7 +610,7 @@ def _validation_set(h: Headers, body: bytes, fmt: int) -> None:
         )
     name = h["name"]
     if not VSET_NAME_RE.match(name):
-        raise fail(f'"name" primary key header must match {VSET_NAME_RE.pattern}: {quote(name)}')
+        raise fail(f'"name" header contains invalid characters: {quote(name)}')
     seq = checks.int_value(h, "sequence")
     if seq < 1:
         raise fail(f'"sequence" must be >=1: {seq}')
@@ -618,7 +618,7 @@ def _validation_set(h: Headers, body: bytes, fmt: int) -> None:
     if not isinstance(snaps, list):
         raise fail('"snaps" header must be a list of maps')
     names: set[str] = set()
-    ids: set[str] = set()
+    ids: dict[str, str] = {}
     for entry in snaps:
         if not isinstance(entry, dict):
             raise fail('"snaps" header must be a list of maps')
@@ -633,20 +633,30 @@ def _validation_set(h: Headers, body: bytes, fmt: int) -> None:
         sid = entry.get("id")
         if sid is None:
             raise fail(f'"id" of snap {quote(sname)} is mandatory')
-        if not isinstance(sid, str) or not SNAP_ID_RE.match(sid):
-            raise fail(f'"id" of snap {quote(sname)} contains invalid characters: {sid!r}')
+        if not isinstance(sid, str):
+            raise fail(f'"id" of snap {quote(sname)} must be a string')
+        if not SNAP_ID_RE.match(sid):
+            raise fail(f'"id" of snap {quote(sname)} contains invalid characters: {quote(sid)}')
         if sid in ids:
-            raise fail(f"cannot specify the same snap id {quote(sid)} multiple times")
-        ids.add(sid)
+            raise fail(
+                f"cannot specify the same snap id {quote(sid)} multiple times, specified for "
+                f"snaps {quote(ids[sid])} and {quote(sname)}"
+            )
+        ids[sid] = sname
         presence = entry.get("presence", "required")
+        if not isinstance(presence, str):
+            raise fail(f'"presence" of snap {quote(sname)} must be a string')
         if presence not in ("required", "optional", "invalid"):
             raise fail(
-                f'"presence" of snap {quote(sname)} must be one of required|optional|invalid'
+                f'"presence" of snap {quote(sname)} must be one of must be one of '
+                "required|optional|invalid"
             )
         rev = entry.get("revision")
         if rev is not None:
-            if not isinstance(rev, str) or not re.fullmatch(r"[1-9][0-9]*", rev):
-                raise fail(f'"revision" of snap {quote(sname)} must be >=1: {rev}')
+            if not isinstance(rev, str) or not re.fullmatch(r"[+-]?[0-9]+", rev):
+                raise fail(f'"revision" of snap {quote(sname)} is not an integer: {rev}')
+            if int(rev) < 1:
+                raise fail(f'"revision" of snap {quote(sname)} must be >=1: {int(rev)}')
             if presence == "invalid":
                 raise fail(
                     f"cannot specify revision of snap {quote(sname)} at the same time as "
@@ -661,18 +671,47 @@ def _validation_set(h: Headers, body: bytes, fmt: int) -> None:
 _EMAIL_RE = re.compile(
     r"^(?:[^<>@\s]*\s*<)?[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?>?$"
 )
-_CRYPT_RE = re.compile(r"^\$(\d+)\$(?:rounds=(\d+)\$)?([a-zA-Z0-9./]+)\$([a-zA-Z0-9./]+)$")
+
+
+def _check_crypt(password: str) -> None:
+    """crypt(3) form ``$id$[rounds=N$]salt$hash`` with id >= 6 (sha512crypt)."""
+    parts = password.split("$")
+    if not password.startswith("$") or len(parts) < 4:
+        raise fail(
+            '"password" header invalid: hashed password must be of the form '
+            '"$integer-id$salt$hash", see crypt(3)'
+        )
+    if not re.fullmatch(r"[0-9]+", parts[1]):
+        raise fail(f'"password" header must start with "$integer-id$", got {quote(parts[1])}')
+    if int(parts[1]) < 6:
+        raise fail('"password" header only supports $id$ values of 6 (sha512crypt) or higher')
+    i = 2
+    if parts[i].startswith("rounds="):
+        value = parts[i][len("rounds=") :]
+        if not re.fullmatch(r"[0-9]+", value):
+            raise fail(f'"password" header has invalid number of rounds: {value}')
+        if not 5000 <= int(value) <= 999999999:
+            raise fail(f'"password" header rounds parameter out of bounds: {int(value)}')
+        i += 1
+    if i + 1 >= len(parts):
+        raise fail('"password" header invalid: missing hash field')
+    valid = re.compile(r"[a-zA-Z0-9./]+")
+    if not valid.fullmatch(parts[i]):
+        raise fail(f'"password" header has invalid chars in salt {quote(parts[i])}')
+    if not valid.fullmatch(parts[i + 1]):
+        raise fail(f'"password" header has invalid chars in hash {quote(parts[i + 1])}')
 
 
 def _system_user(h: Headers, body: bytes, fmt: int) -> None:
     email = h["email"]
     if not _EMAIL_RE.match(email) or email.count("<") != email.count(">"):
-        raise fail(f'"email" header must be a RFC 5322 compliant email address: {email}')
+        why = "mail: missing @ in addr-spec" if "@" not in email else "mail: invalid address"
+        raise fail(f'"email" header must be a RFC 5322 compliant email address: {why}')
     checks.string_list(h, "series")
     models = checks.string_list(h, "models")
     serials = checks.string_list(h, "serials")
     if serials and fmt < 1:
-        raise fail('the "serials" header is only supported with format 1 or greater')
+        raise fail('the "serials" header is only supported for format 1 or greater')
     if serials and len(models) != 1:
         raise fail(
             'in the presence of the "serials" header "models" must specify exactly one model'
@@ -683,16 +722,7 @@ def _system_user(h: Headers, body: bytes, fmt: int) -> None:
         raise fail(f'"username" header contains invalid characters: {quote(username)}')
     password = checks.optional_string(h, "password")
     if password:
-        m = _CRYPT_RE.match(password)
-        if m is None:
-            raise fail(
-                '"password" header invalid: hashed password must be of the form '
-                '"$integer-id$salt$hash", see crypt(3)'
-            )
-        if int(m.group(1)) < 6:
-            raise fail('"password" header only supports $id$ values of 6 (sha512crypt) or higher')
-        if m.group(2) is not None and not 5000 <= int(m.group(2)) <= 999999999:
-            raise fail(f'"password" header has invalid number of rounds: {m.group(2)}')
+        _check_crypt(password)
     if checks.optional_bool(h, "force-password-change") and not password:
         raise fail('cannot use "force-password-change" with an empty "password"')
     if not isinstance(h.get("ssh-keys", []), list):
@@ -709,7 +739,7 @@ def _system_user(h: Headers, body: bytes, fmt: int) -> None:
     presence = h.get("user-presence")
     if presence is not None:
         if fmt < 2:
-            raise fail('the "user-presence" header is only supported with format 2 or greater')
+            raise fail('the "user-presence" header is only supported for format 2 or greater')
         if presence != "until-expiration":
             raise fail(
                 'invalid "user-presence" header, only explicit valid value is '
