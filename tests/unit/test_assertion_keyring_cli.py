@@ -315,3 +315,37 @@ def test_public_key_round_trip() -> None:
     key = PublicKey.decode(text)
     assert key.id == TESTKEY1_ID
     assert key.encode() + "\n" == text
+
+
+def test_verify_reference_models_name_the_missing_key(capsys: pytest.CaptureFixture[str]) -> None:
+    models = sorted((TESTDATA / "assertions" / "snapcore-models").glob("*.model"))
+    assert len(models) == 7
+    assert main(["verify", *map(str, models)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 7
+    key = "9tydnLa6MTJ-jaQTFUXEwHl1yRx7ZS4K5cyFDhYDcPzhS7uyEkDxdUjg9g08BtNn"
+    for line in lines:
+        assert line.startswith("model 16/canonical/")
+        assert line.endswith(f": error: account-key {key} of canonical not available")
+
+
+def test_verify_brand_chain_to_canonical_root(capsys: pytest.CaptureFixture[str]) -> None:
+    base = TESTDATA / "assertions"
+    files = [
+        base / "canonical" / "canonical-store.account-key",
+        base / "snapd-tests" / "test-snapd.account",
+        base / "snapd-tests" / "test-snapd-phelps-test-key.account-key",
+        base / "snapd-tests" / "valid-for-testing-pc-20.model",
+    ]
+    assert main(["verify", "--canonical", *map(str, files)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "account-key BWDEoaqyr25nF5SNCvEv2v7QnM9QsfCc0PBMYD_i2NGSQ32EF2d4D0hqUel3m8ul: ok",
+        "account test-snapd: ok",
+        "account-key 7qWG-Uwck6Dji43a3Z8ZZrm7rAziZAch3xf76iFvqe4GaD0LI7U9lYPWMSJAsEgu: ok",
+        "model 16/test-snapd/my-model: ok",
+    ]
+    # without the store key the brand chain breaks at that exact link
+    assert main(["verify", *map(str, files[1:])]) == 1
+    out = capsys.readouterr().out
+    store_key = "BWDEoaqyr25nF5SNCvEv2v7QnM9QsfCc0PBMYD_i2NGSQ32EF2d4D0hqUel3m8ul"
+    assert f"account test-snapd: error: account-key {store_key} of canonical not available" in out
