@@ -240,3 +240,53 @@ def sign_model(headers: dict[str, object], out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(assertion.encode())
     return out
+
+
+def snaps_uc20_pi(workdir: Path, bootloader: str = "u-boot") -> list[Path]:
+    """UC20 arm64 Raspberry Pi style: MBR, u-boot (boot.sel) or piboot, $kernel: dtbs."""
+    gadget_yaml = {
+        "u-boot": "pi-arm64-uc20-mbr-hybrid-types.yaml",
+        "piboot": "pi-uc24-piboot.yaml",
+    }[bootloader]
+    kernel_yaml = "assets:\n  dtbs:\n    update: true\n    content:\n      - dtbs/\n"
+    return [
+        make_snap(workdir, "snapd", "snapd"),
+        make_snap(workdir, "core20", "base"),
+        make_snap(
+            workdir,
+            "pi-kernel",
+            "kernel",
+            extra={
+                "meta/kernel.yaml": kernel_yaml.encode(),
+                "dtbs/broadcom/bcm2711-rpi-4-b.dtb": b"DTB4",
+                "dtbs/overlays/uart.dtbo": b"OVL",
+            },
+        ),
+        make_snap(
+            workdir,
+            "pi",
+            "gadget",
+            base="core20",
+            gadget_yaml=gadget_yaml,
+            bootloader="none",
+            extra={
+                ("piboot.conf" if bootloader == "piboot" else "uboot.conf"): b"",
+                "boot.sel": b"",
+            },
+        ),
+    ]
+
+
+def model_uc20_pi(grade: str = "dangerous") -> dict[str, object]:
+    return {
+        "model": f"t20-pi-{grade}",
+        "architecture": "arm64",
+        "base": "core20",
+        "grade": grade,
+        "snaps": [
+            {"name": "pi", "type": "gadget", "default-channel": "20/stable", "id": "P" * 32},
+            {"name": "pi-kernel", "type": "kernel", "default-channel": "20/stable", "id": "Q" * 32},
+            {"name": "core20", "type": "base", "id": SNAP_IDS["core20"]},
+            {"name": "snapd", "type": "snapd", "id": SNAP_IDS["snapd"]},
+        ],
+    }

@@ -12,14 +12,18 @@ from pathlib import Path
 import pytest
 
 from tests.build_snaps import (
+    MODEL_UC16_PC,
     MODEL_UC16_PI3,
     MODEL_UC18,
     TRUSTED_FILES,
     model_uc20,
+    model_uc20_pi,
     sign_model,
+    snaps_uc16,
     snaps_uc16_pi3,
     snaps_uc18,
     snaps_uc20,
+    snaps_uc20_pi,
 )
 from ucimage.cli.main import main
 
@@ -40,6 +44,10 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "mpi3": sign_model(MODEL_UC16_PI3, base / "pi3.model"),
         "m20": sign_model(model_uc20("dangerous"), base / "uc20.model"),
         "m20signed": sign_model(model_uc20("signed"), base / "uc20s.model"),
+        "uc16": snaps_uc16(base / "uc16"),
+        "m16": sign_model(MODEL_UC16_PC, base / "uc16.model"),
+        "uc20pi": snaps_uc20_pi(base / "uc20pi", "u-boot"),
+        "m20pi": sign_model(model_uc20_pi("dangerous"), base / "uc20pi.model"),
     }
 
 
@@ -249,3 +257,61 @@ def test_reproducible_images_and_manifests(fixtures: dict[str, object], tmp_path
                 }
             )
         assert digests[0] == digests[1], name
+
+
+def test_uc16_pc_gpt_grub_with_customizations(fixtures: dict[str, object], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    user_data = tmp_path / "user-data"
+    user_data.write_text("#cloud-config\n")
+    disk_info = tmp_path / "info"
+    disk_info.write_text("Ubuntu Core 16 test\n")
+    extra = (
+        "--cloud-init",
+        str(user_data),
+        "--disable-console-conf",
+        "--disk-info",
+        str(disk_info),
+    )
+    assert (
+        build(fixtures["m16"], fixtures["uc16"], out, *extra, "--bmap", "--compress", "zstd") == 0
+    )  # type: ignore[arg-type]
+    image = out / "pc.img"
+    parts = sfdisk(image)["partitions"]  # type: ignore[index]
+    assert [p["name"] for p in parts] == ["BIOS Boot", "EFI System", "writable"]
+    writable = extract(image, parts[2]["start"], parts[2]["size"], tmp_path / "w")
+    fsck_ok(["e2fsck", "-fn", str(writable)])
+    cloud = "/system-data/var/lib/cloud/seed/nocloud-net"
+    assert debugfs_cat(writable, f"{cloud}/user-data") == b"#cloud-config\n"
+    assert debugfs_cat(writable, f"{cloud}/meta-data") == b"instance-id: nocloud-static\n"
+    assert "complete" in debugfs_ls(
+        writable, "/system-data/_writable_defaults/var/lib/console-conf"
+    )
+    assert debugfs_cat(writable, "/.disk/info") == b"Ubuntu Core 16 test\n"
+    esp = extract(image, parts[1]["start"], parts[1]["size"], tmp_path / "esp")
+    env = parse_grubenv(mtools("mtype", esp, "::EFI/ubuntu/grubenv"))
+    assert env["snap_core"] == "core_x1.snap" and "snap_menuentry" not in env
+    assert (out / "snaps.manifest").read_text() == "core x1\npc-kernel x1\n"
+    # bmap and zstd outputs, checked with their own tools
+    subprocess.run(["zstd", "-t", "-q", str(out / "pc.img.zst")], check=True)
+    unpacked = tmp_path / "unzstd.img"
+    subprocess.run(["zstd", "-d", "-q", str(out / "pc.img.zst"), "-o", str(unpacked)], check=True)
+    assert unpacked.read_bytes() == image.read_bytes()
+    assert b"<bmap" in (out / "pc.img.bmap").read_bytes()
+
+
+def test_uc20_pi_mbr_uboot(fixtures: dict[str, object], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(fixtures["m20pi"], fixtures["uc20pi"], out) == 0  # type: ignore[arg-type]
+    image = out / "pi.img"
+    table = sfdisk(image)
+    assert table["label"] == "dos"
+    parts = table["partitions"]  # type: ignore[index]
+    assert len(parts) == 1 and parts[0]["type"] == "c"
+    seed = extract(image, parts[0]["start"], parts[0]["size"], tmp_path / "seed")
+    fsck_ok(["fsck.vfat", "-n", str(seed)])
+    env = parse_ubootenv(mtools("mtype", seed, "::uboot/ubuntu/boot.sel"))
+    assert env == {"snapd_recovery_mode": "install", "snapd_recovery_system": "20231114"}
+    listing = mtools("mdir", seed, "-b", "-/", "::").decode()
+    assert "::/systems/20231114/kernel/kernel.img" in listing
+    assert "::/bcm2711-rpi-4-b.dtb" in listing  # $kernel:dtbs/dtbs/broadcom/ content
+    assert "::/overlays/uart.dtbo" in listing

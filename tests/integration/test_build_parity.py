@@ -25,10 +25,12 @@ from tests.build_snaps import (
     MODEL_UC18,
     TRUSTED_FILES,
     model_uc20,
+    model_uc20_pi,
     sign_model,
     snaps_uc16_pi3,
     snaps_uc18,
     snaps_uc20,
+    snaps_uc20_pi,
 )
 from ucimage.cli.main import main
 from ucimage.seed.bootenv import GrubEnv, UbootEnv
@@ -127,10 +129,17 @@ def test_uc16_pi3_uboot_seed_matches_prepare_image(stub_store: str, tmp_path: Pa
     assert (mine / env).read_bytes() == (theirs / env).read_bytes()
 
 
-def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> None:
-    snaps = snaps_uc20(tmp_path / "snaps")
-    model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
-    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
+@pytest.mark.parametrize("bootloader", ["grub", "u-boot", "piboot"])
+def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path, bootloader: str) -> None:
+    if bootloader == "grub":
+        snaps = snaps_uc20(tmp_path / "snaps")
+        model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
+        arch = "amd64"
+    else:
+        snaps = snaps_uc20_pi(tmp_path / "snaps", bootloader)
+        model = sign_model(model_uc20_pi("dangerous"), tmp_path / "m.model")
+        arch = "arm64"
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", arch)
     # snapd labels the system with today's date; build ours for the same day
     today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0)
     os.environ["SOURCE_DATE_EPOCH"] = str(int(today.timestamp()))
@@ -140,6 +149,7 @@ def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> Non
         del os.environ["SOURCE_DATE_EPOCH"]
     theirs, mine = tmp_path / "snapd/system-seed", tmp_path / "ours/system-seed"
     assert tree(mine) == tree(theirs)
+    assert tree(theirs), "snapd produced nothing"
     label = today.strftime("%Y%m%d")
     system = f"systems/{label}"
     assert yaml.safe_load((mine / system / "options.yaml").read_text()) == yaml.safe_load(
@@ -148,7 +158,17 @@ def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> Non
     assert (mine / system / "options.yaml").read_bytes() == (
         theirs / system / "options.yaml"
     ).read_bytes()
-    for env in ("EFI/ubuntu/grubenv", f"{system}/grubenv"):
-        assert GrubEnv.read(mine / env).values == GrubEnv.read(theirs / env).values, env
+    if bootloader == "grub":
+        for env in ("EFI/ubuntu/grubenv", f"{system}/grubenv"):
+            assert GrubEnv.read(mine / env).values == GrubEnv.read(theirs / env).values, env
+    else:
+        env = "uboot/ubuntu/boot.sel" if bootloader == "u-boot" else "piboot/ubuntu/piboot.conf"
+        assert UbootEnv.read(mine / env).values == UbootEnv.read(theirs / env).values
+        assert (mine / env).read_bytes() == (theirs / env).read_bytes()
+        for same in ("config.txt", "cmdline.txt", f"{system}/kernel/kernel.img"):
+            assert (mine / same).read_bytes() == (theirs / same).read_bytes(), same
+        if bootloader == "piboot":
+            cmdline = f"{system}/kernel/cmdline.txt"
+            assert (mine / cmdline).read_bytes() == (theirs / cmdline).read_bytes()
     assert (theirs / system / "model").read_bytes() == b""  # skipped by snapd (unverified)
     assert (mine / system / "model").read_bytes() == model.read_bytes()

@@ -136,6 +136,19 @@ def _read_plain_env(path: Path) -> dict[str, str]:
     return values
 
 
+def _piboot_layout(kernel_dir: Path) -> None:
+    """The Pi firmware loads device trees from os_prefix: broadcom/*.dtb and overlays/."""
+    dtbs = kernel_dir / "dtbs"
+    broadcom = dtbs / "broadcom"
+    if broadcom.is_dir():
+        for item in sorted(broadcom.iterdir()):
+            item.rename(kernel_dir / item.name)
+    overlays = dtbs / "overlays"
+    if overlays.is_dir():
+        overlays.rename(kernel_dir / "overlays")
+        (kernel_dir / "overlays" / "README").touch()
+
+
 def _cmdline_file(gadget: Path, name: str) -> str:
     path = gadget / name
     if not path.is_file():
@@ -189,7 +202,9 @@ def write_recovery20(
         out = seed_root / "piboot/ubuntu"
         out.mkdir(parents=True, exist_ok=True)
         UbootEnv(recovery).write(out / "piboot.conf")
-        assets.extract_kernel(KERNEL_ASSETS, system / "kernel")
+        kernel_dir = system / "kernel"
+        assets.extract_kernel(KERNEL_ASSETS, kernel_dir)
+        _piboot_layout(kernel_dir)
         config = seed_root / "config.txt"
         cmdline = seed_root / "cmdline.txt"
         if not config.is_file() or not cmdline.is_file():
@@ -197,13 +212,12 @@ def write_recovery20(
                 "a piboot gadget must put config.txt and cmdline.txt on the seed partition"
             )
         text = config.read_text()
-        if not text.endswith("\n"):
+        if text and not text.endswith("\n"):
             text += "\n"
-        config.write_text(text + f"os_prefix=/systems/{label}/kernel/\n")
-        base = cmdline.read_text().strip()
-        cmdline.write_text(
-            f"snapd_recovery_mode=install snapd_recovery_system={label} {base}".strip() + "\n"
-        )
+        config.write_text(text + f"\nos_prefix=/systems/{label}/kernel/\n")
+        recovery_args = f"snapd_recovery_mode=install snapd_recovery_system={label}"
+        args = f"{cmdline.read_text().strip()} {recovery_args}"
+        (kernel_dir / "cmdline.txt").write_text(args.strip() + "\n")
     else:
         raise BootloaderError(
             f"the {loader} bootloader is not supported for UC20+ images yet",
