@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ucimage.assertions import Database, decode_stream, load_assertion_files
@@ -239,3 +240,25 @@ def test_fetch_into_cache_only(store: RunningStore, client: StoreClient) -> None
     (got,) = client.fetch([resolved], None, trusted=trusted(store))
     assert got.path == client.cached_path(resolved)
     shutil.rmtree(client.cache_dir)
+
+
+def test_add_assertion_cli_and_progress(
+    store: RunningStore, testdata: Path, tmp_path: Path
+) -> None:
+    asserts = testdata / "store" / "fixtures" / "asserts"
+    files = [asserts / n for n in ("stubbrand.account", "stubbrand.account-key", "stub-pc.model")]
+    args = ["store", "add-assertion", *map(str, files), "--store", store.url]
+    res = ucimage(*args)
+    assert res.returncode == 1 and "upload token" in res.stderr
+    res = ucimage(*args, "--token-file", str(store.root / "upload-token"))
+    assert res.returncode == 0, res.stderr
+    assert "added model 16/stubbrand/stub-pc" in res.stdout
+    got = httpx.get(store.url + "/v2/assertions/model/16/stubbrand/stub-pc?max-format=0")
+    assert got.status_code == 200
+    assert got.content.rstrip(b"\n") == (asserts / "stub-pc.model").read_bytes().rstrip(b"\n")
+    res = ucimage("store", "add-assertion", str(tmp_path / "missing"), "--store", store.url)
+    assert res.returncode == 1 and "cannot read" in res.stderr
+    # rich progress bars when asked (on a terminal by default) do not get in the way
+    with StoreClient(store.url, env={}, cache_dir=tmp_path / "c", progress=True) as c:
+        (got_snap,) = c.fetch(c.resolve(["snapd"]), tmp_path / "o", trusted=trusted(store))
+        assert got_snap.verified

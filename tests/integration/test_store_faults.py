@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 import threading
 import time
@@ -18,6 +20,7 @@ from ucimage.run import run
 from ucimage.snaps import digest_file
 from ucimage.store.admin import StoreAdmin
 from ucimage.store.client import SnapRequest, StoreClient
+from ucimage.store.errors import StoreHTTPError
 
 from .store_util import RunningStore, make_snap, make_store, running_store
 
@@ -254,3 +257,14 @@ def test_require_auth_protects_reads(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {server.token}"},
         )
         assert resp.status_code == 200
+        StoreAdmin(server.url, server.token).push(make_snap(tmp_path, "private-snap"), ["stable"])
+        # the client sends UBUNTU_STORE_AUTH as snapd does: base64 JSON {"t":"bearer",...}
+        auth = base64.b64encode(json.dumps({"t": "bearer", "v": server.token}).encode())
+        env = {"UBUNTU_STORE_AUTH": auth.decode()}
+        with StoreClient(server.url, env=env, cache_dir=tmp_path / "c") as client:
+            trusted = load_assertion_files([root / "root.assert"])
+            (got,) = client.fetch(client.resolve(["private-snap"]), tmp_path / "o", trusted=trusted)
+            assert got.verified
+        anonymous = StoreClient(server.url, env={}, cache_dir=tmp_path / "c2")
+        with anonymous, pytest.raises(StoreHTTPError, match="401"):
+            anonymous.resolve(["private-snap"])
