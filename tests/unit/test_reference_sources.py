@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import json
 import stat
 import subprocess
 from pathlib import Path
@@ -12,9 +14,11 @@ import yaml
 
 from tests.conftest import REPO
 from ucimage.reference.build import SNAP_NAMES, read_module_list, repo_reference_dir
+from ucimage.reference.chain import model_json_text, read_seed_manifest
 from ucimage.reference.console import ConsoleParseError, parse_device_report
 from ucimage.reference.cpio import CpioEntry, gzip_initramfs, write_newc
 from ucimage.reference.debian import DebianPackage, _first_stanza
+from ucimage.reference.demo import Demo
 from ucimage.run import which
 from ucimage.snaps import parse_snap_yaml
 
@@ -164,3 +168,36 @@ def test_parse_device_report() -> None:
 def test_parse_device_report_rejects_incomplete(console: str, message: str) -> None:
     with pytest.raises(ConsoleParseError, match=message):
         parse_device_report(console)
+
+
+def test_model_template_fills_brand_and_time() -> None:
+    text = model_json_text("acme", dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    doc = json.loads(text)
+    assert doc["brand-id"] == doc["authority-id"] == "acme"
+    assert doc["timestamp"] == "2026-01-02T03:04:05Z"
+    assert doc["base"] == "core18" and doc["gadget"] == "pc=18" and doc["kernel"] == "pc-kernel=18"
+    assert "@" not in text
+
+
+def test_read_seed_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "seed.manifest"
+    path.write_text("# comment\nacme/set=3\ncore18 2\npc 1\n\nsnapd x1\n")
+    assert read_seed_manifest(path) == {"core18": "2", "pc": "1", "snapd": "x1"}
+
+
+def test_demo_checks_the_device_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    demo = Demo(tmp_path, uefi=False)
+    demo.paths.image_dir.mkdir(parents=True)
+    demo.paths.seed_manifest.write_text("core18 3\npc 1\n")
+    model = CONSOLE.split("$ snap known model\n", 1)[1].split("ucimage-reference: $ end")[0]
+    demo.paths.model.write_text(model)
+    log = tmp_path / "console.log"
+    log.write_text(CONSOLE)
+    assert demo.show_device(log)
+    out = capsys.readouterr().out
+    assert "device$ snap list" in out and "match seed.manifest" in out
+    demo.paths.seed_manifest.write_text("core18 4\npc 1\n")
+    assert not demo.show_device(log)
+    assert "DIFFER" in capsys.readouterr().out
+    log.write_text("nothing")
+    assert not demo.show_device(log)

@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     b.add_argument(
         "--token-file", metavar="FILE", help="store upload token (default: $UCIMAGE_STORE_TOKEN)"
     )
+    b.add_argument(
+        "--apt-update",
+        action="store_true",
+        help="if apt knows none of the packages, run 'apt-get update' once (root) and retry",
+    )
     b.add_argument("--dry-run", action="store_true", help="print the resolved plan and exit")
     b.set_defaults(func=handle_build)
 
@@ -50,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle_build(args: argparse.Namespace) -> int:
-    plan = plan_build(args.out)
+    plan = plan_build(args.out, apt_update=args.apt_update)
     if args.dry_run:
         print(json.dumps(plan.to_json(), indent=2))
         return 0

@@ -150,17 +150,29 @@ def plan_build(
     sources: Path | None = None,
     cache_dir: Path | None = None,
     epoch: int | None = None,
+    apt_update: bool = False,
 ) -> ReferencePlan:
-    """Resolve package versions and paths; fails before any download."""
+    """Resolve package versions and paths; fails before any download.
+
+    With *apt_update*, a package apt does not know makes us run
+    ``apt-get update`` once (as root) and try again: fresh containers often
+    ship without package lists.
+    """
     src = sources if sources is not None else repo_reference_dir()
     for name in SNAP_NAMES:
         if not (src / name / "meta" / "snap.yaml").is_file():
             raise ReferenceBuildError(f"reference source {src / name}/meta/snap.yaml is missing")
     for tool in ("apt-get", "apt-cache", "dpkg-deb", "grub-mkimage", "mksquashfs"):
         require_tool(tool)
-    found = debian.resolve_many(
-        ["linux-image-amd64", "busybox-static", "grub-pc-bin", "grub-efi-amd64-bin"]
-    )
+    wanted = ["linux-image-amd64", "busybox-static", "grub-pc-bin", "grub-efi-amd64-bin"]
+    try:
+        found = debian.resolve_many(wanted)
+    except debian.DebianPackageError:
+        if not (apt_update and os.geteuid() == 0):
+            raise
+        log.warning("apt knows none of %s: running apt-get update", ", ".join(wanted))
+        run(["apt-get", "update", "-qq"], timeout=600)
+        found = debian.resolve_many(wanted)
     kernel_name = debian.metapackage_target(
         found["linux-image-amd64"][1], "linux-image-", "linux-image-amd64"
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import selectors
 import shutil
 import sys
 import time
@@ -132,6 +133,51 @@ class Ucimage:
         if stdout_to is not None:
             stdout_to.write_bytes(proc.stdout)
         return out
+
+    def stream(
+        self,
+        *args: str | os.PathLike[str],
+        on_line: Callable[[str], None],
+        timeout: float = 900,
+        user_cache: bool = False,
+    ) -> int:
+        """Run ``ucimage ARGS`` feeding its stdout and stderr lines to *on_line* as they come.
+
+        Returns the exit status (a failing step is the caller's to report).
+        """
+        self.show(args)
+        env = self.user_env if user_cache else self.env
+        proc = spawn(self.argv(args), env=env)
+        assert proc.stdout is not None and proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        buffers: dict[int, bytes] = {proc.stdout.fileno(): b"", proc.stderr.fileno(): b""}
+        deadline = time.monotonic() + timeout
+        open_streams = 2
+        try:
+            while open_streams and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=0.5):
+                    fd = key.fd
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                        if buffers[fd]:
+                            on_line(buffers[fd].decode("utf-8", "replace"))
+                        continue
+                    buffers[fd] += chunk
+                    *lines, buffers[fd] = buffers[fd].split(b"\n")
+                    for line in lines:
+                        on_line(line.decode("utf-8", "replace").rstrip("\r"))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            sel.close()
+            proc.stdout.close()
+            proc.stderr.close()
+        return proc.returncode
 
 
 @contextmanager
