@@ -188,12 +188,7 @@ def make_ext4(
         if nblocks:
             commands.append(f"fallocate {first} 0 {nblocks - 1}")
         commands.append(f"sif {first} size {item.size}")
-    for path in ["/", *paths]:
-        q = quote(path)
-        commands += [f"sif {q} uid 0", f"sif {q} gid 0"]
-        commands += [
-            f"sif {q} {field} @{timestamp}" for field in ("atime", "mtime", "ctime", "crtime")
-        ]
+    commands += _owner_and_time_fixes(staged, paths, timestamp)
     commands += [f"ex {quote(item.paths[0])}" for item in large]
     try:
         output = debugfs(image, offset, commands, workdir, timestamp)
@@ -219,6 +214,32 @@ def make_ext4(
     if fix:
         debugfs(image, offset, fix, workdir, timestamp)
     _place_data(image, offset, [(item, extents[item.paths[0]]) for item in large])
+
+
+def _owner_and_time_fixes(staged: StagedTree, paths: list[str], timestamp: int) -> list[str]:
+    """``sif`` commands making every inode root-owned and stamped *timestamp*.
+
+    mke2fs -d copies owner and atime/mtime/ctime from the staged tree (crtime is
+    E2FSPROGS_FAKE_TIME already), so only fields that differ get a command:
+    uid/gid 0 as root, several per inode when built unprivileged.
+    """
+    commands = []
+    want_ns = timestamp * 1_000_000_000
+    for path in ["/", *paths]:
+        q = quote(path)
+        st = os.lstat(staged.root / path.lstrip("/"))
+        if path == "/" or st.st_uid != 0:
+            commands.append(f"sif {q} uid 0")
+        if path == "/" or st.st_gid != 0:
+            commands.append(f"sif {q} gid 0")
+        for field, ns in (("atime", st.st_atime_ns), ("mtime", st.st_mtime_ns)):
+            if path == "/" or ns != want_ns:
+                commands.append(f"sif {q} {field} @{timestamp}")
+        # ctime is always "now" on the staged side
+        commands.append(f"sif {q} ctime @{timestamp}")
+        if path == "/":
+            commands.append(f"sif {q} crtime @{timestamp}")
+    return commands
 
 
 def _raise_if_full(exc: UcimageError, size: int) -> None:
