@@ -176,8 +176,8 @@ def main() -> int:
         print(f"writer / mkfs.ext4 -d: {med['writer'] / med['mkfs']:.2f}x")
         print(
             f"peak RSS (process + tools): writer {rss['writer'] / 1024:.0f} MB, "
-            f"writer all-mke2fs {rss['slow'] / 1024:.0f} MB, mkfs.ext4 -d {rss['mkfs'] / 1024:.0f} MB"
-            " (goal < 150 MB)"
+            f"writer all-mke2fs {rss['slow'] / 1024:.0f} MB, "
+            f"mkfs.ext4 -d {rss['mkfs'] / 1024:.0f} MB (goal < 150 MB)"
         )
         print(f"this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     finally:
