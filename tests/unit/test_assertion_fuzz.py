@@ -14,9 +14,11 @@ from ucimage.assertions import (
     AssertionFormatError,
     AssertionVerifyError,
     Database,
+    PrivateKey,
     assemble_content,
     decode,
     decode_stream,
+    sign,
 )
 from ucimage.assertions.crypto import PublicKey, Signature
 from ucimage.assertions.headers import parse_headers
@@ -147,3 +149,35 @@ def test_fuzz_seeds_decode() -> None:
     assert isinstance(DB, Database)
     assert dt.datetime.now(dt.UTC).year >= 2024
     assert Path(VECTORS).is_dir()
+
+
+SIGNING_KEY = PrivateKey.generate(bits=1024)
+EXTRA_NAMES = st.sampled_from(["x-a", "x-b2", "zeta", "aardvark", "x-map", "note"])
+
+
+@settings(FUZZ, max_examples=100)
+@given(st.dictionaries(EXTRA_NAMES, VALUES, max_size=4), st.text(max_size=40))
+def test_sign_then_decode_round_trip(extra: dict[str, Any], body: str) -> None:
+    """Whatever sign() accepts decodes back to the same headers, in canonical order."""
+    headers = {
+        "type": "model",
+        "authority-id": "b1",
+        "brand-id": "b1",
+        "series": "16",
+        "model": "m",
+        "architecture": "amd64",
+        "gadget": "pc",
+        "kernel": "pc-kernel",
+        "timestamp": "2024-01-01T00:00:00Z",
+        **extra,
+    }
+    try:
+        a = sign(headers, body, SIGNING_KEY)
+    except AssertionFormatError:
+        return
+    again = decode(a.encode())
+    assert again.headers == a.headers
+    assert again.body == body.encode()
+    assert a.canonical_content() == a.content
+    Signature.decode(a.signature)
+    SIGNING_KEY.public_key().verify(a.content, Signature.decode(a.signature))
