@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ucimage.assertions import decode
 
@@ -219,3 +221,50 @@ def test_architecture_filter(
     assert pc["result"] == "error" and pc["error"]["code"] == "revision-not-found"
     assert pc["error"]["extra"]["releases"] == []
     assert hello["result"] == "download"  # architectures: [all]
+
+
+ACTION_KEYS = ["action", "instance-key", "name", "snap-id", "channel", "revision", "epoch"]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 100),
+    st.text(max_size=20),
+    st.sampled_from(["download", "install", "refresh", "hello-stub", "pc", "22/stable", "edge"]),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(actions=st.lists(st.dictionaries(st.sampled_from(ACTION_KEYS), VALUES), max_size=5))
+def test_fuzz_refresh_never_fails_badly(
+    seeded: tuple[TestClient, dict[tuple[str, ...], bytes], dict[str, Path]],
+    actions: list[dict[str, Any]],
+) -> None:
+    client, _, _ = seeded
+    resp = client.post("/v2/snaps/refresh", json={"context": [], "actions": actions})
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert len(results) == len(actions)
+    for result in results:
+        assert result["result"] in ("download", "install", "refresh", "error")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kind=st.sampled_from(["account", "snap-revision", "validation-set", "model", "bogus"]),
+    keys=st.lists(st.text(alphabet="abcAB01-_.%", min_size=1, max_size=8), max_size=5),
+    query=st.sampled_from(
+        ["", "?max-format=0", "?max-format=x", "?sequence=latest", "?sequence=-1"]
+    ),
+)
+def test_fuzz_assertion_paths(
+    seeded: tuple[TestClient, dict[tuple[str, ...], bytes], dict[str, Path]],
+    kind: str,
+    keys: list[str],
+    query: str,
+) -> None:
+    client, _, _ = seeded
+    resp = client.get(f"/v2/assertions/{kind}/{'/'.join(keys)}{query}")
+    assert resp.status_code in (200, 400, 404), resp.text
+    if resp.status_code != 200:
+        assert resp.json()["error-list"][0]["code"]
