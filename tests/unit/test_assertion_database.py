@@ -204,3 +204,23 @@ def test_provenance_needs_revision_authority(store: Store) -> None:
     db.add(other)
     with pytest.raises(AssertionVerifyError, match="is not signed by an authorized authority"):
         db.check(other)
+
+
+def test_unknown_types_are_kept_apart(store: Store) -> None:
+    from ucimage.assertions import decode
+
+    def thing(n: int) -> Assertion:
+        content = (
+            f"type: frobnicate\nauthority-id: {ROOT}\nnumber: {n}\n"
+            f"sign-key-sha3-384: {store.root_key.id}"
+        ).encode()
+        sig = store.root_key.sign(content).encode().encode()
+        return decode(content + b"\n\n" + sig + b"\n")
+
+    db = Database(trusted=store.roots)
+    one, two = thing(1), thing(2)
+    assert one.primary_key == () and not one.known_type
+    db.add(one)
+    db.add(two)
+    assert len(db) == 2
+    db.check(one)  # generic: signature and key chain only

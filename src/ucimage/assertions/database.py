@@ -16,7 +16,7 @@ from typing import Any
 
 from ucimage.assertions import checks
 from ucimage.assertions.codec import Assertion, Ref, decode_stream
-from ucimage.assertions.crypto import PublicKey, Signature
+from ucimage.assertions.crypto import PublicKey, Signature, sha3_384_digest
 from ucimage.assertions.errors import (
     AssertionFormatError,
     AssertionNotFoundError,
@@ -173,6 +173,9 @@ class Database:
     def add(self, a: Assertion) -> None:
         """Add *a* to the pool (no checks; see :meth:`check`).  The highest revision wins."""
         ref = a.ref
+        if not a.known_type:
+            # no primary key to go by: each distinct unknown assertion is its own entry
+            ref = Ref(a.type, (sha3_384_digest(a.content),))
         fixed = self._trusted.get(ref) or self._predefined.get(ref)
         if fixed is not None:
             if fixed.encode() == a.encode():
