@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ucimage.assertions.errors import AssertionFormatError
-from ucimage.assertions.headers import quote
+from ucimage.assertions.headers import go_repr, quote
 
 _RFC3339_LAYOUT = "2006-01-02T15:04:05Z07:00"
 _TS_RE = re.compile(
@@ -131,7 +131,7 @@ def _atoi(value: str, what: str) -> int:
 def int_value(headers: Mapping[str, Any], name: str) -> int:
     value = exists(headers, name)
     if not isinstance(value, str):
-        raise fail(f"{quote(name)} header is not an integer: {value!r}")
+        raise fail(f"{quote(name)} header is not an integer: {go_repr(value)}")
     return _atoi(value, f"{quote(name)} header")
 
 

@@ -154,7 +154,7 @@ def go_repr(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e21:
             return str(int(value))
-        return repr(value).replace("e+", "e+").replace("inf", "+Inf")
+        return repr(value).replace("inf", "+Inf")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
