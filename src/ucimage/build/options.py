@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ucimage.errors import UsageError
 
@@ -205,3 +206,80 @@ def validate_options(opts: BuildOptions) -> None:
         raise UsageError(f"invalid --validation {opts.validation!r}", hint="ignore or enforce")
     if opts.compress not in (None, "zstd"):
         raise UsageError(f"unsupported --compress {opts.compress!r}", hint="only zstd")
+
+
+def options_to_json(opts: BuildOptions) -> dict[str, Any]:
+    """The options as JSON (saved in the workdir so --resume continues the same build)."""
+
+    def path(p: Path | None) -> str | None:
+        return str(p.absolute()) if p is not None else None
+
+    return {
+        "model": path(opts.model),
+        "snaps": [{"name": s.name, "channel": s.channel, "path": path(s.path)} for s in opts.snaps],
+        "channel": opts.channel,
+        "revisions": [list(r) for r in opts.revisions],
+        "output_dir": path(opts.output_dir),
+        "image_size": {
+            "default": opts.image_size.default,
+            "per_volume": [list(p) for p in opts.image_size.per_volume],
+        },
+        "sector_size": opts.sector_size,
+        "disk_info": path(opts.disk_info),
+        "cloud_init": path(opts.cloud_init),
+        "disable_console_conf": opts.disable_console_conf,
+        "validation": opts.validation,
+        "factory_image": opts.factory_image,
+        "store": opts.store,
+        "trusted": [path(p) for p in opts.trusted],
+        "assertions": [path(p) for p in opts.assertions],
+        "offline": opts.offline,
+        "allow_unverified": opts.allow_unverified,
+        "seed_only": opts.seed_only,
+        "bmap": opts.bmap,
+        "compress": opts.compress,
+    }
+
+
+def resumed_options(saved: dict[str, Any], cli: BuildOptions) -> BuildOptions:
+    """The saved build's options, with what may change between runs taken from *cli*."""
+
+    def path(p: str | None) -> Path | None:
+        return Path(p) if p else None
+
+    size = saved.get("image_size") or {}
+    return BuildOptions(
+        model=path(saved.get("model")),
+        snaps=tuple(
+            SnapRequest(name=s["name"], channel=s["channel"], path=path(s["path"]))
+            for s in saved.get("snaps", [])
+        ),
+        channel=saved.get("channel"),
+        revisions=tuple((str(n), int(r)) for n, r in saved.get("revisions", [])),
+        output_dir=cli.output_dir or path(saved.get("output_dir")),
+        workdir=cli.workdir,
+        image_size=ImageSize(
+            default=size.get("default"),
+            per_volume=tuple((str(k), int(v)) for k, v in size.get("per_volume", [])),
+        ),
+        sector_size=int(saved.get("sector_size", 512)),
+        disk_info=path(saved.get("disk_info")),
+        cloud_init=path(saved.get("cloud_init")),
+        disable_console_conf=bool(saved.get("disable_console_conf")),
+        validation=saved.get("validation"),
+        factory_image=bool(saved.get("factory_image")),
+        dry_run=cli.dry_run,
+        until=cli.until,
+        thru=cli.thru,
+        resume=True,
+        store=saved.get("store"),
+        trusted=tuple(Path(p) for p in saved.get("trusted", [])),
+        assertions=tuple(Path(p) for p in saved.get("assertions", [])),
+        offline=bool(saved.get("offline")) or cli.offline,
+        allow_unverified=bool(saved.get("allow_unverified")),
+        seed_only=bool(saved.get("seed_only")),
+        bmap=bool(saved.get("bmap")),
+        compress=saved.get("compress"),
+        json=cli.json,
+        verbosity=cli.verbosity,
+    )

@@ -20,17 +20,22 @@ file ever has the final image name unless the build succeeded.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ucimage.build.options import BuildOptions, validate_options
+from ucimage.build.options import (
+    BuildOptions,
+    options_to_json,
+    resumed_options,
+    validate_options,
+)
 from ucimage.build.plan import BuildPlan, ModelSummary, PlannedSnap, output_dir_for, steps_for
 from ucimage.build.runner import (
     BuildState,
@@ -106,6 +111,11 @@ class ImageBuild:
     """One ``ucimage snap`` run."""
 
     def __init__(self, opts: BuildOptions, progress: Progress | None = None) -> None:
+        if opts.resume and opts.workdir is not None and opts.model is None:
+            # continue the saved build: its options, plus what may change between runs
+            saved = BuildState.load(opts.workdir.absolute()).inputs.get("options")
+            if saved:
+                opts = resumed_options(saved, opts)
         validate_options(opts)
         self.opts = opts
         self.progress = progress or Progress(json_events=opts.json, verbosity=opts.verbosity)
@@ -115,7 +125,6 @@ class ImageBuild:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if opts.resume:
             self.state = BuildState.load(self.workdir)
-            self._restore_options()
         else:
             self.state = BuildState(workdir=self.workdir)
             self.state.inputs = {"model": str(opts.model.absolute()) if opts.model else None}
@@ -126,14 +135,6 @@ class ImageBuild:
         # beside the output, so seed hard links and the final rename stay on one filesystem
         self.outdir.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=".ucimage-work-", dir=self.outdir))
-
-    def _restore_options(self) -> None:
-        saved = self.state.inputs.get("options")
-        if not saved:
-            return
-        model = saved.get("model")
-        if self.opts.model is None and model:
-            self.opts = replace(self.opts, model=Path(model))
 
     @property
     def model_file(self) -> Path:
@@ -165,21 +166,22 @@ class ImageBuild:
     def run(self) -> int:
         try:
             with interrupts_as_keyboard_interrupt():
-                self.state.inputs["options"] = {
-                    "model": str(self.opts.model.absolute()) if self.opts.model else None
-                }
+                self.state.inputs["options"] = options_to_json(self.opts)
                 if self.opts.dry_run:
                     return self.dry_run()
                 self.progress.emit(
                     "build-start", workdir=str(self.workdir), output_dir=str(self.outdir)
                 )
-                finished = run_steps(
-                    self.steps(),
-                    self.state,
-                    self.progress,
-                    until=self.opts.until,
-                    thru=self.opts.thru,
-                )
+                try:
+                    finished = run_steps(
+                        self.steps(),
+                        self.state,
+                        self.progress,
+                        until=self.opts.until,
+                        thru=self.opts.thru,
+                    )
+                except OSError as exc:
+                    raise _os_error(exc) from exc
                 if finished:
                     self.progress.emit(
                         "build-done",
@@ -606,6 +608,17 @@ class ImageBuild:
         ):
             written.append(str(self.outdir / "snaps.manifest"))
         self.state.results.setdefault("outputs", []).extend(written)
+
+
+def _os_error(exc: OSError) -> BuildError:
+    """A file-system failure as a one-line error with a hint."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return BuildError(
+            f"no space left on the device{where}",
+            hint="free some space or choose another -O/--output-dir or -w/--workdir",
+        )
+    return BuildError(f"{exc.strerror or exc}{where}")
 
 
 def _mkparent(path: Path) -> Path:

@@ -276,6 +276,14 @@ def populate(build: ImageBuild) -> dict[str, Any]:
     return {"volumes": [{"name": p.name, "size": p.size} for p in plans]}
 
 
+def _nearly_full(directory: Path) -> bool:
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
+
+
 def _check_space(directory: Path, need: int) -> None:
     st = os.statvfs(directory)
     free = st.f_bavail * st.f_frsize
@@ -332,9 +340,11 @@ def build(build: ImageBuild) -> list[str]:
                 ) from exc
             raise
         except BaseException as exc:
+            # tools report a full disk in their own words: check the disk itself
+            full = _nearly_full(outdir) or _nearly_full(build.workdir)
             for tmp in temps:
                 tmp.unlink(missing_ok=True)
-            if isinstance(exc, UcimageError) and "No space left" in exc.message:
+            if isinstance(exc, UcimageError) and (full or "No space left" in exc.message):
                 raise VolumeBuildError(
                     f"no space left on the device while writing {final}",
                     hint="free some space or choose another -O/--output-dir",
