@@ -305,3 +305,25 @@ def test_import_protected_gpg_key(
     colons = oracle.gpg("--with-colons", "--fingerprint", "--list-keys", LOCKED_NAME).decode()
     fpr = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
     assert key.public_key().fingerprint.hex().upper() == fpr
+
+
+def test_import_from_snap_gnupg_home(
+    oracle: Oracle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keyring = tmp_path / "keyring"
+    home = str(oracle.home)
+    assert main(["import-key", "--keyring", str(keyring), "--gnupg-home", home,
+                 "--from-snap", KEY_NAME]) == 0  # fmt: skip
+    assert capsys.readouterr().out == f"{KEY_NAME}  {oracle.key_id}\n"
+    # a passphrase-protected key, unlocked through gpg's loopback pinentry
+    pw = tmp_path / "pw"
+    pw.write_text(PASSPHRASE + "\n")
+    assert main(["import-key", "--keyring", str(keyring), "--gnupg-home", home,
+                 "--passphrase-file", str(pw), "--from-snap", LOCKED_NAME]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith(f"{LOCKED_NAME}  ")
+    assert Keyring(keyring).is_protected(LOCKED_NAME)
+    # an unknown name is one clear line
+    assert main(["import-key", "--keyring", str(keyring), "--gnupg-home", home,
+                 "--from-snap", "nosuchkey"]) == 1  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: no secret key with user id 'nosuchkey' in {home}"

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -24,6 +26,8 @@ from ucimage.assertions.crypto import (
     read_packet,
 )
 from ucimage.assertions.errors import KeyringError
+from ucimage.errors import CommandFailedError
+from ucimage.run import run
 
 _CIPHERS = {7: 16, 8: 24, 9: 32}  # AES-128/192/256: key size in bytes
 _HASHES = {
@@ -247,3 +251,42 @@ def load_foreign_key(data: bytes, passphrase: str | bytes | None = None) -> tupl
     packet = read_secret_key(data)
     key = unlock(packet, passphrase)
     return key, (packet.user_id or "").strip()
+
+
+def snap_gnupg_home() -> Path:
+    """Where ``snap create-key`` keeps keys: ``$SNAP_GNUPG_HOME`` or ``~/.snap/gnupg``."""
+    override = os.environ.get("SNAP_GNUPG_HOME")
+    return Path(override) if override else Path.home() / ".snap" / "gnupg"
+
+
+def export_from_gnupg(
+    name: str, home: Path | None = None, passphrase: str | bytes | None = None
+) -> bytes:
+    """``gpg --export-secret-keys`` of the key whose user id is exactly *name*.
+
+    The passphrase (if any) is handed to gpg on stdin (loopback pinentry), never
+    on the command line.
+    """
+    home = home or snap_gnupg_home()
+    if not home.is_dir():
+        raise KeyringError(
+            f"no GnuPG home at {home}",
+            hint="pass --gnupg-home DIR (snap uses $SNAP_GNUPG_HOME or ~/.snap/gnupg)",
+        )
+    pw = passphrase.encode() if isinstance(passphrase, str) else (passphrase or b"")
+    argv = [
+        "gpg", "--homedir", str(home), "--batch", "-q", "--no-auto-check-trustdb",
+        "--pinentry-mode", "loopback", "--passphrase-fd", "0",
+        "--export-secret-keys", f"={name}",
+    ]  # fmt: skip
+    try:
+        proc = run(argv, input=pw + b"\n", timeout=120)
+    except CommandFailedError as exc:
+        reason = exc.stderr.splitlines()[-1] if exc.stderr else "gpg failed"
+        raise KeyringError(f"cannot export key {name!r} from {home}: {reason}") from None
+    if not proc.stdout:
+        raise KeyringError(
+            f"no secret key with user id {name!r} in {home}",
+            hint=f"list them with: gpg --homedir {home} --list-secret-keys",
+        )
+    return proc.stdout

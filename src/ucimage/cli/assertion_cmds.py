@@ -15,7 +15,7 @@ from ucimage.assertions import checks
 from ucimage.assertions.crypto import SIGNATURE_STYLES, PrivateKey
 from ucimage.assertions.errors import KeyringError
 from ucimage.assertions.keyring import DEFAULT_KEY_NAME, Keyring, check_key_name
-from ucimage.assertions.openpgp import load_foreign_key
+from ucimage.assertions.openpgp import export_from_gnupg, load_foreign_key
 from ucimage.assertions.signing import account, account_key, account_key_request, sign_json
 from ucimage.assertions.verify import verify_files
 from ucimage.errors import UsageError
@@ -105,11 +105,18 @@ def _export_key(args: argparse.Namespace) -> int:
 
 
 def _import_key(args: argparse.Namespace) -> int:
-    try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     passphrase = _given_passphrase(args)
+    if (args.file is None) == (args.from_snap is None):
+        raise UsageError("give either a key FILE or --from-snap NAME")
+    if args.from_snap is not None:
+        home = Path(args.gnupg_home) if args.gnupg_home else None
+        data = export_from_gnupg(args.from_snap, home, passphrase)
+        args.name = args.name or args.from_snap
+    else:
+        try:
+            data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     try:
         key, suggested = load_foreign_key(data, passphrase)
     except KeyringError as exc:
@@ -271,7 +278,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "protected by it."
         ),
     )
-    p.add_argument("file", help="key file, or - for stdin")
+    p.add_argument("file", nargs="?", help="key file, or - for stdin")
+    p.add_argument(
+        "--from-snap",
+        metavar="NAME",
+        help="export key NAME from the GnuPG keyring `snap create-key` uses (needs gpg)",
+    )
+    p.add_argument(
+        "--gnupg-home",
+        metavar="DIR",
+        help="GnuPG home for --from-snap (default: $SNAP_GNUPG_HOME, else ~/.snap/gnupg)",
+    )
     p.add_argument("--name", help="name in the keyring (default: the OpenPGP user id)")
     _add_keyring(p)
     p.set_defaults(func=_import_key)
