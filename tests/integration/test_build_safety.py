@@ -105,7 +105,9 @@ def test_sigkill_between_steps_then_resume(inputs: list[str], tmp_path: Path) ->
 
 def test_sigint_during_disk_write_leaves_no_image(inputs: list[str], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    argv = cli("snap", *inputs, "-O", str(out), "--json")
+    # a 64 MiB snap keeps the disk write busy long enough to be interrupted in it
+    big = make_snap(tmp_path, "big-app", "app", base="core18", payload=64 << 20)
+    argv = cli("snap", *inputs, "--snap", str(big), "-O", str(out), "--json")
     proc = _run_until_event(argv, "build_volumes", signal.SIGINT, "step-start")
     assert proc.returncode == 130
     assert not (out / "pc.img").exists()
