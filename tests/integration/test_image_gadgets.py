@@ -29,6 +29,7 @@ from tests.integration.test_image_writer import (
     sha256,
     vfat_check,
 )
+from ucimage.errors import UcimageError
 from ucimage.gadget import (
     LaidOutStructure,
     Volume,
@@ -37,7 +38,7 @@ from ucimage.gadget import (
     load_gadget,
     system_data_size_for_content,
 )
-from ucimage.image import derive_seed, write_disk
+from ucimage.image import ContentError, derive_seed, write_disk
 from ucimage.image.adapter import GadgetContentResolver, spec_from_layout
 
 pytestmark = pytest.mark.integration
@@ -241,3 +242,26 @@ def test_gadget_build_is_reproducible(tmp_path: Path) -> None:
         digests.append(sha256(image))
     assert digests[0] == digests[1]
     assert digests[2] != digests[0]
+
+
+def test_invalid_dotdot_gadget_is_refused() -> None:
+    with pytest.raises(UcimageError, match="disallowed for security purposes"):
+        load_gadget(GADGETS / "INVALID-ui-content-dotdot-path.yaml")
+
+
+def test_content_symlink_escaping_the_gadget_is_refused(tmp_path: Path) -> None:
+    info = load_gadget(GADGETS / "pc-amd64-uc16.yaml")
+    volume = info.volumes["pc"]
+    gadget, kernel, data = make_inputs([volume], tmp_path / "in")
+    clean = lay_out_volume(volume, gadget_dir=gadget)
+    (tmp_path / "outside.cfg").write_text("secret")
+    (gadget / "grub.cfg").unlink()
+    os.symlink("../../outside.cfg", gadget / "grub.cfg")
+    resolver = GadgetContentResolver(gadget, kernel, staged={"system-data": data})
+    # the adapter re-resolves every source itself, whatever the layout checked
+    with pytest.raises(ContentError, match="disallowed for security purposes"):
+        spec_from_layout(clean, resolver, path=tmp_path / "x.img", seed=b"s", timestamp=0)
+    # and the whole flow refuses it too (at layout or in the adapter)
+    with pytest.raises(UcimageError, match=r"outside the gadget|disallowed for security"):
+        layout = lay_out_volume(volume, gadget_dir=gadget)
+        spec_from_layout(layout, resolver, path=tmp_path / "x.img", seed=b"s", timestamp=0)

@@ -187,6 +187,13 @@ def read_at(path: Path, offset: int, size: int) -> bytes:
 # ---- a pc-like disk ---------------------------------------------------------------------
 
 
+def content_paths(root: Path) -> dict[str, Path]:
+    names = {"esp": "esp", "data": "data", "boot": "pc-boot.img", "core": "pc-core.img"}
+    paths = {key: root / name for key, name in names.items()}
+    paths["kernel"] = paths["data"] / "system-data/var/lib/snapd/seed/snaps/pc-kernel_1.snap"
+    return paths
+
+
 def make_content(root: Path) -> dict[str, Path]:
     esp = root / "esp"
     (esp / "EFI" / "boot").mkdir(parents=True)
@@ -298,6 +305,8 @@ def test_ext4_checks(built: tuple[Path, dict[str, Path], Path], tmp_path: Path) 
     stat = sh("debugfs", "-R", "stat /system-data/var/lib/snapd/snaps/pc-kernel_1.snap",
               fs_device(image, offset)).stdout  # fmt: skip
     assert "Links: 2" in stat
+    for field in ("ctime", "atime", "mtime", "crtime"):  # every time is the timestamp
+        assert f"{field}: 0x6553f100:00000000" in stat
     assert debugfs_cat(image, offset, '/odd name "quoted"', tmp_path) == b"x"
     link = sh("debugfs", "-R", "stat /system-data/var/lib/snapd/seed.link",
               fs_device(image, offset)).stdout  # fmt: skip
@@ -438,30 +447,40 @@ UNPRIVILEGED_SCRIPT = """
 import sys
 from pathlib import Path
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from tests.integration.test_image_writer import make_content, pc_spec
+from tests.integration.test_image_writer import content_paths, pc_spec
 from ucimage.image import write_disk
 root = Path(sys.argv[3])
-content = make_content(root)
-write_disk(pc_spec(root, root / "pc.img", content), workdir=root)
+out = Path(sys.argv[4])
+write_disk(pc_spec(root, out / "pc.img", content_paths(root)), workdir=out)
 """
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
-def test_unprivileged_build_has_root_owned_files(nobody_dir: Path) -> None:
+def test_unprivileged_build_is_root_owned_and_identical(nobody_dir: Path) -> None:
+    """uid 65534 builds the same bytes as root from the same (root-owned) content."""
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv not installed")
-    work = nobody_dir
+    content_root = nobody_dir / "content"
+    content_root.mkdir()
+    content = make_content(content_root)
+    sh("chmod", "-R", "a+rX", content_root)
+    out = nobody_dir / "out"
+    out.mkdir()
+    os.chown(out, 65534, 65534)
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         sys.executable, "-c", UNPRIVILEGED_SCRIPT, str(repo / "src"), str(repo), str(work)],
-        capture_output=True, text=True, env={**TOOLS_ENV, "HOME": str(work)}, check=False,
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         UNPRIVILEGED_SCRIPT, str(repo / "src"), str(repo), str(content_root), str(out)],
+        capture_output=True, text=True, env={**TOOLS_ENV, "HOME": str(out)}, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    image = work / "pc.img"
+    image = out / "pc.img"
     assert os.stat(image).st_uid == 65534
     offset = 36 * MiB
     e2fsck_clean(image, offset)
     assert debugfs_owners(image, offset) == {(0, 0)}
     sh("sfdisk", "--verify", image)
     assert "Volume in drive : is system-boot" in mdir(image, 2 * MiB)
+    as_root = nobody_dir / "root.img"
+    write_disk(pc_spec(content_root, as_root, content))
+    assert sha256(as_root) == sha256(image)
