@@ -19,6 +19,7 @@ from ucimage.assertions import (
     PublicKey,
     decode,
     decode_stream,
+    encode_stream,
     keyring_dir,
 )
 from ucimage.cli.main import build_parser, main
@@ -349,3 +350,26 @@ def test_verify_brand_chain_to_canonical_root(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     store_key = "BWDEoaqyr25nF5SNCvEv2v7QnM9QsfCc0PBMYD_i2NGSQ32EF2d4D0hqUel3m8ul"
     assert f"account test-snapd: error: account-key {store_key} of canonical not available" in out
+
+
+def test_sign_chain(keyring: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--chain appends what the signed assertion needs, found in the given files."""
+    Keyring().add("testkey1", PrivateKey.from_pem(TESTKEY1_PEM.read_bytes()))
+    outputs = SNAP_SIGN / "outputs"
+    src = SNAP_SIGN / "inputs" / "model-uc18.json"
+    chain_args = ["--chain", str(outputs / "account-key-self.assert"),
+                  "--chain", str(outputs / "account-self.assert")]  # fmt: skip
+    assert main(["sign", "-k", "testkey1", *chain_args, str(src)]) == 0
+    stream = decode_stream(capsys.readouterr().out.encode())
+    assert [a.type for a in stream] == ["model", "account-key", "account"]
+    # the bundle verifies on its own once testbrand's key is trusted
+    bundle = tmp_path / "bundle.assert"
+    bundle.write_bytes(encode_stream(stream))
+    trusted = str(outputs / "account-key-self.assert")
+    assert main(["verify", "--trusted", trusted, str(bundle)]) == 0
+    capsys.readouterr()
+    # a missing link is named
+    assert main(["sign", "-k", "testkey1", "--chain", str(outputs / "account-self.assert"),
+                 str(src)]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: account-key {TESTKEY1_ID} needed by model 16/testbrand/")

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ucimage.assertions import checks
+from ucimage.assertions import Database, checks, encode_stream, load_assertion_files
 from ucimage.assertions.crypto import SIGNATURE_STYLES, PrivateKey
 from ucimage.assertions.errors import KeyringError
 from ucimage.assertions.keyring import DEFAULT_KEY_NAME, Keyring, check_key_name
@@ -156,7 +156,14 @@ def _sign(args: argparse.Namespace) -> int:
     key = _load_key(args, keyring, args.key_name)
     when = _signing_time(args.signing_time)
     assertion = sign_json(data, key, when=when, style=args.signature_style)
-    _write(assertion.encode())
+    if not args.chain:
+        _write(assertion.encode())
+        return 0
+    # like `snap sign --chain`: the assertion, then what it needs (nearest first)
+    db = Database()
+    db.add_many(load_assertion_files(args.chain))
+    chain = db.chain(assertion)
+    _write(encode_stream([assertion, *reversed(chain)]))
     return 0
 
 
@@ -311,6 +318,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_KEY_NAME,
         metavar="NAME",
         help="signing key name (default: default)",
+    )
+    p.add_argument(
+        "--chain",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="append the signing account-key and account (and their chain) found in FILE "
+        "(repeatable); the built-in Canonical root is left out",
     )
     p.add_argument(
         "--signing-time",
