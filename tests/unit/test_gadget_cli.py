@@ -116,3 +116,4 @@ def test_parse_image_size() -> None:
         parse_image_size("lots")
     assert parse_image_sizes("a:1M,b:2M", ["a", "b"]) == {"a": 1 << 20, "b": 2 << 20}
     assert parse_image_sizes("1M", ["a", "b"]) == {"a": 1 << 20, "b": 1 << 20}
+    assert parse_image_sizes("1:3M", ["a", "b"]) == {"b": 3 << 20}

@@ -196,3 +196,15 @@ def test_load_gadget_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"volumes:\n  pc: \xff\xfe\n")
     with pytest.raises(GadgetError, match="not UTF-8"):
         load_gadget(bad)
+
+
+def test_objects_are_frozen() -> None:
+    import dataclasses
+
+    info = load_gadget(GADGETS / "pc-amd64-uc16.yaml")
+    s = info.volumes["pc"].structures[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.size = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.volumes["pc"].structures = ()  # type: ignore[misc]
+    assert isinstance(info.volumes["pc"].structures, tuple)

@@ -138,7 +138,7 @@ def parse_image_size(text: str) -> int:
 
 
 def parse_image_sizes(text: str | None, volumes: list[str]) -> dict[str, int]:
-    """``SIZE`` (every volume) or ``VOL:SIZE,VOL:SIZE`` like ubuntu-image's -i."""
+    """``SIZE`` (every volume) or ``VOL:SIZE,...`` (name or index) like ubuntu-image's -i."""
     if not text:
         return {}
     if ":" not in text:
@@ -147,6 +147,8 @@ def parse_image_sizes(text: str | None, volumes: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in text.split(","):
         name, _, size_text = item.partition(":")
+        if name.isdigit() and int(name) < len(volumes) and name not in volumes:
+            name = volumes[int(name)]  # ubuntu-image also takes a volume's index
         if name not in volumes:
             raise UsageError(
                 f"--image-size names unknown volume {name!r}",

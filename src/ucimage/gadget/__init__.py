@@ -37,8 +37,12 @@ Public API (stable; fields are only ever added, never renamed):
     ``is_partition``, ``has_filesystem``, ``display_name``.
 
 ``lay_out_volume(volume, *, sector_size=512, image_size=None,
-system_data_size=None, gadget_dir=None, kernel_dir=None) -> VolumeLayout``
+system_data_size=None, gadget_dir=None, kernel_dir=None, seeded=None) -> VolumeLayout``
     The exact byte plan of one disk image (rules in :mod:`ucimage.gadget.layout`).
+    ``image_size`` must hold the layout plus the backup GPT; ``system_data_size``
+    sizes the implicit writable (see :func:`system_data_size_for_content`);
+    ``gadget_dir`` defaults to ``volume.root``; ``seeded`` to ``volume.seeded``.
+    Raises :class:`GadgetError` (also for eMMC and partial volumes).
 
 ``VolumeLayout(name, schema ('gpt'|'mbr'), sector_size, size, structures, ...)``
     ``structures``: tuple of :class:`LaidOutStructure` in disk order;
