@@ -47,13 +47,16 @@ Trust (:mod:`.database`)
     ``.add(a)`` / ``.add_many(it)`` / ``.add_stream(bytes)`` add to the pool
     unchecked (highest revision wins); ``.check(a)`` verifies *a* and its chain
     (raises ``AssertionVerifyError``, e.g. ``account-key 9tyd… of canonical not
-    available``); ``.find(type, **primary_key)`` (``brand_id=`` for ``brand-id``;
+    available``); ``.check_signature(a)`` (key chain and signature only, no
+    prerequisites); ``.find(type, **primary_key)`` (``brand_id=`` for ``brand-id``;
     raises ``AssertionNotFoundError``); ``.get(ref)``; ``.select(type, **headers)``;
     ``.verify_all() -> [(assertion, error or None)]``; ``.chain(a)`` (what *a*
     needs, dependencies first, trusted roots excluded: for seeds and bundles).
     ``prerequisites(a) -> list[Ref]``: what to fetch to check *a* (e.g. a
     snap-revision needs its snap-declaration, the developer account and its
     signing account-key).  ``builtin_trusted()``, ``load_assertion_files(paths)``.
+    ``verify_files(paths, trusted_files=..., canonical=False) -> [VerifyResult]`` is
+    ``ucimage verify``; ``canonical_difference(a)`` names the first non-canonical line.
 
 Errors (:mod:`.errors`), all ``ucimage.errors.UcimageError``
     ``AssertionFormatError`` (bad text or rules), ``AssertionVerifyError``
