@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -262,3 +263,19 @@ def test_add_assertion_cli_and_progress(
     with StoreClient(store.url, env={}, cache_dir=tmp_path / "c", progress=True) as c:
         (got_snap,) = c.fetch(c.resolve(["snapd"]), tmp_path / "o", trusted=trusted(store))
         assert got_snap.verified
+
+
+def test_cli_uses_ucimage_store_env(store: RunningStore, tmp_path: Path) -> None:
+    snap = make_snap(tmp_path, "env-snap", "1.0")
+    env = {"UCIMAGE_STORE_URL": store.url, "UCIMAGE_STORE_TOKEN": store.token}
+    res = ucimage("store", "push", str(snap), "--release", "beta", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "env-snap: pushed revision 1" in res.stdout
+    res = ucimage("store", "push", str(snap), env=env)  # the same bytes again
+    assert "already uploaded as revision 1" in res.stdout
+    res = ucimage("store", "list", "--json", env={"UCIMAGE_STORE_URL": store.url})
+    snaps = {s["name"]: s for s in json.loads(res.stdout)}
+    assert snaps["env-snap"]["channels"][0]["channel"] == "latest/beta"
+    url_only = {"UCIMAGE_STORE_URL": store.url}
+    res = ucimage("store", "release", "env-snap", "1", "stable", env=url_only)
+    assert res.returncode == 1 and "UCIMAGE_STORE_TOKEN" in res.stderr
