@@ -81,13 +81,17 @@ def _check_device(built: Built, report: DeviceReport) -> None:
         info = SnapFile(snap).info
         assert row.version == info.version
         assert row.notes == NOTES[info.type]
-        # the store's root account is a trusted root, so not in the seed
-        assert row.publisher == STORE_AUTHORITY
+        # the store's root is not in the seed: the device knows it the way snapd
+        # knows Canonical's, from its snapd snap (reference build --trusted)
+        assert row.publisher == STORE_AUTHORITY + "✓"
     assert report.snap("pc").tracking == "18/stable"  # gadget: pc=18
     assert report.snap("pc-kernel").tracking == "18/stable"
     assert report.snap("core18").tracking == "latest/stable"
     # what the device says and what ucimage inspect reads from the file agree
-    table = run_text(built.ucimage.argv(["inspect", built.paths.image, "--snap-list"]))
+    root = built.paths.store / "root.assert"
+    table = run_text(
+        built.ucimage.argv(["inspect", built.paths.image, "--snap-list", "--trusted", root])
+    )
     assert parse_snap_list(table.strip().splitlines()) == report.snaps
 
 

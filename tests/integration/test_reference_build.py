@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from ucimage.cli.main import main
-from ucimage.reference.build import CORE_IMG_REST_LBA, ReferenceSnaps, build, plan_build
+from ucimage.reference.build import (
+    CORE_IMG_REST_LBA,
+    ReferenceBuildError,
+    ReferenceSnaps,
+    build,
+    plan_build,
+)
 from ucimage.reference.debian import DebianPackageError, resolve
 from ucimage.run import which
 from ucimage.snaps import SnapFile
@@ -86,3 +92,12 @@ def test_cli_dry_run_prints_plan(capsys: pytest.CaptureFixture[str], tmp_path: P
 def test_unknown_package_is_a_clear_error() -> None:
     with pytest.raises(DebianPackageError, match="no installable version"):
         resolve("ucimage-no-such-package")
+
+
+def test_trusted_file_must_be_an_assertion(tmp_path: Path) -> None:
+    bogus = tmp_path / "root.assert"
+    bogus.write_text("not an assertion\n")
+    with pytest.raises(ReferenceBuildError, match="not an assertion file"):
+        plan_build(tmp_path / "out", trusted=(bogus,))
+    with pytest.raises(ReferenceBuildError, match="cannot read"):
+        plan_build(tmp_path / "out", trusted=(tmp_path / "missing.assert",))

@@ -40,6 +40,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--token-file", metavar="FILE", help="store upload token (default: $UCIMAGE_STORE_TOKEN)"
     )
     b.add_argument(
+        "--trusted",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="root assertions (e.g. a store's root.assert) the device trusts like snapd's "
+        "built-in roots; carried in the snapd snap (repeatable)",
+    )
+    b.add_argument(
         "--apt-update",
         action="store_true",
         help="if apt knows none of the packages, run 'apt-get update' once (root) and retry",
@@ -55,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle_build(args: argparse.Namespace) -> int:
-    plan = plan_build(args.out, apt_update=args.apt_update)
+    plan = plan_build(args.out, apt_update=args.apt_update, trusted=tuple(args.trusted))
     if args.dry_run:
         print(json.dumps(plan.to_json(), indent=2))
         return 0

@@ -119,11 +119,14 @@ class ReferencePlan:
     modules: tuple[str, ...]  # relative to lib/modules/<release>/kernel/
     versions: dict[str, str] = field(hash=False)  # snap name -> version
     source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
+    #: trusted root assertions the snapd stand-in carries (snapd's built-in roots)
+    trusted: tuple[Path, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         doc = asdict(self)
         for key in ("sources", "out_dir", "cache_dir"):
             doc[key] = str(doc[key])
+        doc["trusted"] = [str(p) for p in self.trusted]
         return doc
 
 
@@ -151,6 +154,7 @@ def plan_build(
     cache_dir: Path | None = None,
     epoch: int | None = None,
     apt_update: bool = False,
+    trusted: tuple[Path, ...] = (),
 ) -> ReferencePlan:
     """Resolve package versions and paths; fails before any download.
 
@@ -162,6 +166,18 @@ def plan_build(
     for name in SNAP_NAMES:
         if not (src / name / "meta" / "snap.yaml").is_file():
             raise ReferenceBuildError(f"reference source {src / name}/meta/snap.yaml is missing")
+    for path in trusted:
+        try:
+            head = path.read_bytes()[:64]
+        except OSError as exc:
+            raise ReferenceBuildError(
+                f"cannot read trusted assertions {str(path)!r}: {exc}"
+            ) from exc
+        if not head.startswith(b"type: "):
+            raise ReferenceBuildError(
+                f"{str(path)!r} is not an assertion file",
+                hint="pass a store's root.assert (account + account-key)",
+            )
     for tool in ("apt-get", "apt-cache", "dpkg-deb", "grub-mkimage", "mksquashfs"):
         require_tool(tool)
     wanted = ["linux-image-amd64", "busybox-static", "grub-pc-bin", "grub-efi-amd64-bin"]
@@ -201,6 +217,7 @@ def plan_build(
         modules=read_module_list(src / "pc-kernel" / "modules.list"),
         versions=versions,
         source_date_epoch=epoch if epoch is not None else DEFAULT_SOURCE_DATE_EPOCH,
+        trusted=tuple(p.resolve() for p in trusted),
     )
 
 
@@ -377,6 +394,11 @@ def stage(plan: ReferencePlan, trees: dict[str, Path], work: Path) -> dict[str, 
     s = dirs["snapd"]
     _write(s / "meta" / "snap.yaml", _snap_yaml(plan, "snapd"))
     _write(s / "usr" / "lib" / "snapd" / "info", f"VERSION={plan.versions['snapd']}\n")
+    for i, path in enumerate(plan.trusted):
+        _write(
+            s / "usr" / "lib" / "snapd" / "trusted" / f"{i:02d}-{path.stem}.assert",
+            path.read_bytes(),
+        )
     return dirs
 
 

@@ -223,8 +223,17 @@ def model_json_text(brand: str, timestamp: dt.datetime, sources: Path | None = N
 
 def build_snaps(u: Ucimage, paths: ChainPaths) -> dict[str, Path]:
     """``ucimage reference build``; returns name -> snap file."""
+    # the device trusts the store's root the way snapd trusts Canonical's;
     # the Debian downloads stay in the user's cache, shared by every run
-    out = u("reference", "build", "--out", paths.snaps, user_cache=True)
+    out = u(
+        "reference",
+        "build",
+        "--out",
+        paths.snaps,
+        "--trusted",
+        paths.store / "root.assert",
+        user_cache=True,
+    )
     snaps: dict[str, Path] = {}
     for line in out.splitlines():
         name, _, path = line.partition("\t")
@@ -348,8 +357,8 @@ def read_seed_manifest(path: Path) -> dict[str, str]:
 def prepare_image(u: Ucimage, paths: ChainPaths) -> dict[str, Path]:
     """Everything up to pc.img; the store runs only while it is needed."""
     paths.work.mkdir(parents=True, exist_ok=True)
-    snaps = build_snaps(u, paths)
     init_store(u, paths)
+    snaps = build_snaps(u, paths)
     with store_server(u, paths.store) as url:
         push_snaps(u, paths, url, snaps)
         register_brand(u, paths, url)

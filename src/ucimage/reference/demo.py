@@ -42,7 +42,7 @@ class Demo:
         self.u = chain.Ucimage(echo=self.say, cache_dir=self.paths.cache)
         self.start = time.monotonic()
         self.step_no = 0
-        self.steps = 10
+        self.steps = 11
         self.timings: list[tuple[str, float]] = []
         self._step_start = self.start
 
@@ -71,12 +71,19 @@ class Demo:
                 shutil.rmtree(stale)
         self.say(f"ucimage demo: work directory {paths.work}")
 
+        self.step("Create a self-hosted store (its root key signs what it serves)")
+        self.u("store", "init", paths.store, "--authority-id", chain.STORE_AUTHORITY)
+        for line in (paths.store / "root.assert").read_text().splitlines()[:3]:
+            self.indent(line)
+
         self.step("Build the reference snaps from Debian packages (downloads are cached)")
         status = self.u.stream(
             "reference",
             "build",
             "--out",
             paths.snaps,
+            "--trusted",
+            paths.store / "root.assert",
             "--apt-update",
             on_line=self.indent,
             user_cache=True,
@@ -85,8 +92,7 @@ class Demo:
             raise chain.ChainError("ucimage reference build failed (see above)")
         snaps = {p.name.split("_", 1)[0]: p for p in sorted(paths.snaps.glob("*.snap"))}
 
-        self.step("Create a self-hosted store and start it on 127.0.0.1")
-        self.u("store", "init", paths.store, "--authority-id", chain.STORE_AUTHORITY)
+        self.step("Start the store on 127.0.0.1")
         with chain.store_server(self.u, paths.store) as url:
             self.indent(f"store listening on {url}")
 
