@@ -34,6 +34,7 @@ from ucimage.snaps import SnapError, SnapFile, digest_file, load_yaml_strict
 
 SEED16_DIR = "/system-data/var/lib/snapd/seed"
 RISKS = ("stable", "candidate", "beta", "edge")
+_SNAP_NAME = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")
 _REV_FROM_FILE = re.compile(r"^(?P<name>[^_]+)_(?P<rev>x?\d+)\.snap$")
 
 
@@ -164,6 +165,20 @@ class _Candidate:
     private: bool = False
     file_revision: str = ""
     model_type: str = ""
+
+
+def _check_file_name(file: object, where: str, name: str) -> str:
+    """A seed file name: a plain ``*.snap`` name, no directories."""
+    if (
+        not isinstance(file, str)
+        or not file.endswith(".snap")
+        or "/" in file
+        or file.startswith(".")
+        or len(file.encode()) > 255
+        or any(ord(c) < 0x20 for c in file)
+    ):
+        raise SeedError(f"{where}: bad file name {file!r} for snap {name}")
+    return file
 
 
 def _snap_row(c: _Candidate, index: _Index, problems: list[str], by_digest: bool) -> SeedSnap:
@@ -327,12 +342,13 @@ def read_seed16(
     for entry in entries:
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("file"):
             raise SeedError(f"{SEED16_DIR}/seed.yaml: every snap needs a name and a file")
-        name, file = str(entry["name"]), str(entry["file"])
+        name, file = entry["name"], entry["file"]
+        if not isinstance(name, str) or not _SNAP_NAME.match(name):
+            raise SeedError(f"{SEED16_DIR}/seed.yaml: bad snap name {name!r}")
         if name in seen:
             raise SeedError(f"{SEED16_DIR}/seed.yaml lists snap {name} twice")
         seen.add(name)
-        if "/" in file or file.startswith("."):
-            raise SeedError(f"{SEED16_DIR}/seed.yaml: bad file name {file!r} for snap {name}")
+        _check_file_name(file, f"{SEED16_DIR}/seed.yaml", name)
         m = _REV_FROM_FILE.match(file)
         candidate = _Candidate(
             name=name,
@@ -444,18 +460,19 @@ def read_seed20(
         unasserted = opt.get("unasserted")
         if not unasserted:
             continue
-        file = str(unasserted)
-        if "/" in file:
-            raise SeedError(f"{sysdir}/options.yaml: bad file name {file!r}")
+        opt_name = opt.get("name")
+        if not isinstance(opt_name, str) or not _SNAP_NAME.match(opt_name):
+            raise SeedError(f"{sysdir}/options.yaml: bad snap name {opt_name!r}")
+        file = _check_file_name(unasserted, f"{sysdir}/options.yaml", opt_name)
         candidates.append(
             _Candidate(
-                name=str(opt.get("name")),
+                name=opt_name,
                 local_path=local / "snaps" / file,
                 fs_path=f"{sysdir}/snaps/{file}",
                 channel="",
                 snap_id=str(opt.get("id") or ""),
                 unasserted=True,
-                model_type=types.get(str(opt.get("name")), ""),
+                model_type=types.get(opt_name, ""),
             )
         )
     rows = []
