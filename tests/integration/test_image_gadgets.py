@@ -11,6 +11,7 @@ content and offset-write.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path, PurePosixPath
 
@@ -38,8 +39,8 @@ from ucimage.gadget import (
     load_gadget,
     system_data_size_for_content,
 )
-from ucimage.image import ContentError, derive_seed, write_disk
-from ucimage.image.adapter import GadgetContentResolver, spec_from_layout
+from ucimage.image import ContentError, derive_seed, spec_to_json, write_disk
+from ucimage.image.adapter import GadgetContentResolver, spec_from_layout, write_volume_images
 
 pytestmark = pytest.mark.integration
 
@@ -265,3 +266,26 @@ def test_content_symlink_escaping_the_gadget_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UcimageError, match=r"outside the gadget|disallowed for security"):
         layout = lay_out_volume(volume, gadget_dir=gadget)
         spec_from_layout(layout, resolver, path=tmp_path / "x.img", seed=b"s", timestamp=0)
+
+
+def test_write_volume_images_multi_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One image per volume, seeded from SOURCE_DATE_EPOCH: same epoch, same bytes."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    info = load_gadget(GADGETS / "ui-multi-volume.yaml")
+    volumes = list(info.volumes.values())
+    gadget, kernel, data = make_inputs(volumes, tmp_path / "in")
+    layouts = [lay_out_volume(v, gadget_dir=gadget) for v in volumes]
+    resolver = GadgetContentResolver(gadget, kernel, staged={"system-data": data})
+    digests = []
+    for n in range(2):
+        out = tmp_path / f"out{n}"
+        out.mkdir()
+        written = write_volume_images(layouts, resolver, out, bmap=True, zstd=n == 0)
+        assert [w.path.name for w in written] == [f"{v.name}.img" for v in volumes]
+        assert len({w.disk_id for w in written}) == len(volumes)
+        digests.append([sha256(w.path) for w in written])
+        assert all(w.bmap is not None and w.bmap.exists() for w in written)
+    assert digests[0] == digests[1]
+    spec = spec_from_layout(layouts[0], resolver, path=tmp_path / "x.img", seed=b"s", timestamp=1)
+    plan = json.loads(json.dumps(spec_to_json(spec)))
+    assert plan["partitions"][0]["filesystem"]["kind"] == "vfat"

@@ -13,6 +13,7 @@ from ucimage.image.spec import (
     ImageError,
     PartitionSpec,
     RawWrite,
+    spec_to_json,
 )
 from ucimage.image.writer import WrittenDisk, WrittenPartition, write_disk
 
@@ -28,5 +29,6 @@ __all__ = [
     "WrittenPartition",
     "derive_seed",
     "seed_and_timestamp",
+    "spec_to_json",
     "write_disk",
 ]

@@ -27,6 +27,7 @@ from ucimage.image.content import (
     resolve_filesystem_content,
     resolve_image,
 )
+from ucimage.image.determinism import seed_and_timestamp
 from ucimage.image.spec import (
     ContentEntry,
     ContentError,
@@ -36,6 +37,7 @@ from ucimage.image.spec import (
     PartitionSpec,
     RawWrite,
 )
+from ucimage.image.writer import WrittenDisk, write_disk
 
 
 class ContentResolver(Protocol):
@@ -171,3 +173,34 @@ def _kind(filesystem: str) -> FilesystemKind:
     if filesystem == "vfat-32":
         return "vfat-32"
     raise ContentError(f"unsupported filesystem {filesystem!r}")
+
+
+def write_volume_images(
+    layouts: list[VolumeLayout],
+    resolver: ContentResolver,
+    out_dir: Path,
+    *,
+    explicit_seed: str | None = None,
+    bmap: bool = False,
+    zstd: bool = False,
+    workdir: Path | None = None,
+) -> list[WrittenDisk]:
+    """One ``<volume>.img`` per layout (ubuntu-image's names), seeded per volume.
+
+    The seed comes from ``explicit_seed`` (``--seed``) or ``SOURCE_DATE_EPOCH``
+    and the volume name (see :func:`ucimage.image.determinism.seed_and_timestamp`).
+    """
+    written = []
+    for layout in layouts:
+        seed, timestamp = seed_and_timestamp(layout.name, explicit=explicit_seed)
+        image = out_dir / f"{layout.name}.img"
+        spec = spec_from_layout(layout, resolver, path=image, seed=seed, timestamp=timestamp)
+        written.append(
+            write_disk(
+                spec,
+                workdir=workdir,
+                bmap=image.with_suffix(".bmap") if bmap else None,
+                zstd=image.with_name(image.name + ".zst") if zstd else None,
+            )
+        )
+    return written

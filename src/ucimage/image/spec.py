@@ -122,3 +122,62 @@ class DiskSpec:
     seed: bytes = b""
     timestamp: int = 0
     name: str = field(default="disk")
+
+
+def spec_to_json(spec: DiskSpec) -> dict[str, object]:
+    """The spec as plain JSON data (for ``--dry-run``); content as paths."""
+
+    def fs_json(fs: FilesystemSpec | None) -> dict[str, object] | None:
+        if fs is None:
+            return None
+        content: object
+        if isinstance(fs.content, Path):
+            content = str(fs.content)
+        else:
+            content = [
+                {
+                    "source": str(e.source) + ("/" if e.contents_only else ""),
+                    "target": str(e.target) + ("/" if e.into_directory else ""),
+                }
+                for e in fs.content
+            ]
+        return {
+            "kind": fs.kind,
+            "label": fs.label,
+            "uuid": str(fs.uuid) if fs.uuid else None,
+            "content": content,
+        }
+
+    return {
+        "path": str(spec.path),
+        "name": spec.name,
+        "size": spec.size,
+        "sector_size": spec.sector_size,
+        "schema": spec.schema,
+        "disk_id": str(spec.disk_id) if spec.disk_id is not None else None,
+        "seed": spec.seed.hex(),
+        "timestamp": spec.timestamp,
+        "partitions": [
+            {
+                "number": p.number,
+                "start": p.start,
+                "size": p.size,
+                "type": p.type,
+                "name": p.name,
+                "guid": str(p.guid) if p.guid else None,
+                "bootable": p.bootable,
+                "filesystem": fs_json(p.filesystem),
+            }
+            for p in spec.partitions
+        ],
+        "raw_writes": [
+            {
+                "offset": r.offset,
+                "what": r.what,
+                "source": str(r.source) if r.source else None,
+                "data": r.data.hex() if r.data is not None else None,
+                "limit": r.limit,
+            }
+            for r in spec.raw_writes
+        ],
+    }
