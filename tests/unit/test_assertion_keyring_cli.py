@@ -373,3 +373,34 @@ def test_sign_chain(keyring: Path, tmp_path: Path, capsys: pytest.CaptureFixture
                  str(src)]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert err.startswith(f"error: account-key {TESTKEY1_ID} needed by model 16/testbrand/")
+
+
+def test_snap_sign_outputs_with_the_cli(
+    keyring: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """`ucimage verify` accepts every snap sign output given the throwaway key's account-key,
+    and `ucimage sign` with the imported throwaway key reproduces each output byte for byte."""
+    from ucimage.assertions.checks import format_rfc3339
+    from ucimage.assertions.crypto import Signature
+
+    assert main(["import-key", "--name", "testkey1", str(TESTKEY1_PEM)]) == 0
+    capsysbinary.readouterr()
+    outputs = sorted((SNAP_SIGN / "outputs").glob("*.assert"))
+    trusted = str(SNAP_SIGN / "outputs" / "account-key-self.assert")
+    assert main(["verify", "--trusted", trusted, *map(str, outputs)]) == 1
+    lines = capsysbinary.readouterr().out.decode().splitlines()
+    bad = [line for line in lines if ": ok" not in line]
+    assert bad == [
+        f"{SNAP_SIGN / 'outputs' / 'odd-invalid-header-name.assert'}: error: "
+        'invalid header name: "Bad_Name"'
+    ]
+    assert len(lines) == len(outputs)
+    for out in outputs:
+        if out.stem == "odd-invalid-header-name":
+            continue
+        theirs = out.read_bytes()
+        when = format_rfc3339(Signature.decode(decode(theirs).signature).created)
+        src = SNAP_SIGN / "inputs" / f"{out.stem}.json"
+        assert main(["sign", "-k", "testkey1", "--signing-time", when,
+                     "--signature-style", "gnupg", str(src)]) == 0  # fmt: skip
+        assert capsysbinary.readouterr().out == theirs, out.stem
