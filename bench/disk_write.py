@@ -17,6 +17,7 @@ every variant (the content is read once before timing).
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import resource
 import shutil
@@ -159,6 +160,16 @@ def main() -> int:
                     ["e2fsck", "-fn", f"{image}?offset={MiB}"], capture_output=True, text=True
                 )
                 print(f"  e2fsck -fn on the writer's image: exit {check.returncode}")
+                for big in sorted((content / "var/lib/snapd/snaps").iterdir()):
+                    dumped = work / "dumped"
+                    rel = big.relative_to(content)
+                    subprocess.run(
+                        ["debugfs", "-R", f"dump /{rel} {dumped}", f"{image}?offset={MiB}"],
+                        capture_output=True, check=True,
+                    )  # fmt: skip
+                    same = filecmp.cmp(big, dumped, shallow=False)
+                    print(f"  /{rel} read back with debugfs dump: {'same' if same else 'DIFFERS'}")
+                    dumped.unlink()
         med = {k: statistics.median(v) for k, v in results.items()}
         print()
         print(f"{'variant':<44} {'median s':>9} {'runs':>24} {'x copy':>7}")
