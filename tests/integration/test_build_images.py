@@ -315,3 +315,36 @@ def test_uc20_pi_mbr_uboot(fixtures: dict[str, object], tmp_path: Path) -> None:
     assert "::/systems/20231114/kernel/kernel.img" in listing
     assert "::/bcm2711-rpi-4-b.dtb" in listing  # $kernel:dtbs/dtbs/broadcom/ content
     assert "::/overlays/uart.dtbo" in listing
+
+
+def test_uc18_gpt_4k_sectors(fixtures: dict[str, object], tmp_path: Path) -> None:
+    from tests.build_snaps import make_snap
+    from ucimage.inspect.partitions import read_partition_table
+
+    gadget = make_snap(
+        tmp_path, "pc", "gadget", base="core18", gadget_yaml="ui-gpt-4k-sector.yaml",
+        extra={"grub-cpc.cfg": b"# cpc\n"},
+    )  # fmt: skip
+    snaps = [s for s in fixtures["uc18"] if s.stem != "pc"] + [gadget]  # type: ignore[attr-defined]
+    out = tmp_path / "out"
+    assert build(fixtures["m18"], snaps, out, "--sector-size", "4096") == 0  # type: ignore[arg-type]
+    image = out / "pc.img"
+    table = read_partition_table(image)  # sfdisk here cannot read 4 KiB-sector files
+    parts = {p.name: p for p in table.partitions}
+    assert list(parts) == ["BIOS Boot", "EFI System", "writable"]
+    assert all(p.sector_size == 4096 for p in table.partitions)
+    assert parts["BIOS Boot"].start == 256  # 1 MiB in 4 KiB sectors
+    assert struct.unpack("<I", image.read_bytes()[92:96])[0] == 256
+    w = parts["writable"]
+    writable = tmp_path / "w"
+    with open(image, "rb") as src:
+        src.seek(w.start * 4096)
+        writable.write_bytes(src.read(w.size * 4096))
+    fsck_ok(["e2fsck", "-fn", str(writable)])
+    esp_part = parts["EFI System"]
+    esp = tmp_path / "esp"
+    with open(image, "rb") as src:
+        src.seek(esp_part.start * 4096)
+        esp.write_bytes(src.read(esp_part.size * 4096))
+    fsck_ok(["fsck.vfat", "-n", str(esp)])
+    assert mtools("mtype", esp, "::EFI/ubuntu/grub.cfg") == b"# cpc\n"

@@ -16,6 +16,7 @@ import pytest
 from tests.build_snaps import (
     MODEL_UC18,
     TRUSTED_FILES,
+    make_snap,
     model_uc20,
     sign_model,
     snaps_uc18,
@@ -87,8 +88,11 @@ def push(url: str, root: Path, snap: Path, channel: str) -> None:
     )  # fmt: skip
 
 
-def build_from_store(url: str, root: Path, model: Path, out: Path, *extra: str) -> int:
-    args = ["snap", str(model), "--store", url, "--trusted", str(root / "root.assert"), "-q"]
+def build_from_store(
+    url: str, root: Path, model: Path, out: Path, *extra: str, quiet: bool = True
+) -> int:
+    args = ["snap", str(model), "--store", url, "--trusted", str(root / "root.assert")]
+    args += ["-q"] if quiet else []
     for f in TRUSTED_FILES:
         args += ["--trusted", str(f)]
     os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
@@ -156,6 +160,29 @@ def test_uc20_signed_from_store(
     assert (out / "seed.manifest").read_text() == (
         "core20 1\nhello-world 1\npc 1\npc-kernel 1\nsnapd 1\n"
     )
+
+
+def test_revision_pin_from_store(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    snaps = snaps_uc18(tmp_path / "snaps")
+    for snap in snaps:
+        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    # a second hello-world revision, released to stable
+    newer = make_snap(tmp_path / "snaps2", "hello-world", "app", base="core18", version="2.0")
+    push(url, root, newer, "stable")
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out, "--revision", "hello-world:1", quiet=False) == 0
+    assert "hello-world 1\n" in (out / "seed.manifest").read_text()
+    assert "revision 1 for snap hello-world may not be the latest" in capsys.readouterr().out
+    latest = tmp_path / "latest"
+    assert build_from_store(url, root, model, latest, "--seed") == 0
+    assert "hello-world 2\n" in (latest / "seed.manifest").read_text()
 
 
 def test_missing_snap_is_named(

@@ -391,6 +391,18 @@ class ImageBuild:
         from ucimage.build import sources
 
         planned = self.requested_snaps()
+        for name, rev in self.opts.revisions:
+            match = [p for p in planned if p.name == name]
+            if not match:
+                raise UsageError(
+                    f"--revision {name}:{rev} names a snap the image does not contain",
+                    hint="add it with --snap or fix the name",
+                )
+            if match[0].source == "local":
+                raise UsageError(f"--revision {name}:{rev} cannot apply to a local snap file")
+            self.progress.warning(
+                f"revision {rev} for snap {name} may not be the latest available version!"
+            )
         resolved = sources.resolve(self, planned)
         self.state.results["resolve_snaps"] = {"snaps": [s.to_json() for s in resolved]}
 
