@@ -76,18 +76,6 @@ def test_handmade_image_boots_bios_via_cli(
     assert image.path.read_bytes() == before, "-snapshot must leave the image unchanged"
 
 
-def test_handmade_image_boots_uefi(
-    reference_snaps: ReferenceSnaps, brand_model: bytes, tmp_path: Path
-) -> None:
-    image = assemble(reference_snaps.snaps, brand_model, tmp_path / "pc.img")
-    plan = plan_boot(image.path, uefi=True, kvm="off", expect=EXPECT, timeout=BOOT_TIMEOUT)
-    result = run_boot(plan)
-    assert result.ok, result.reason + "\n" + result.console[-3000:]
-    names = [name for name, _ in result.milestones]
-    assert names[:2] == ["grub", "kernel"]
-    _check_report(result.console, reference_snaps, image.revisions, brand_model)
-
-
 @pytest.mark.parametrize("uefi", [False, True], ids=["bios", "uefi"])
 def test_corrupted_kernel_snap_fails_fast_with_reason(
     reference_snaps: ReferenceSnaps, brand_model: bytes, tmp_path: Path, uefi: bool
