@@ -23,6 +23,7 @@ import pytest
 
 from ucimage.image import (
     ContentEntry,
+    ContentError,
     DiskSpec,
     FilesystemSpec,
     ImageError,
@@ -484,3 +485,19 @@ def test_unprivileged_build_is_root_owned_and_identical(nobody_dir: Path) -> Non
     as_root = nobody_dir / "root.img"
     write_disk(pc_spec(content_root, as_root, content))
     assert sha256(as_root) == sha256(image)
+
+
+def test_vfat_refuses_symlinks(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    os.symlink("/etc/passwd", files / "passwd")
+    spec = DiskSpec(
+        path=tmp_path / "x.img",
+        size=48 * MiB,
+        partitions=(
+            PartitionSpec(1, MiB, 40 * MiB, ESP_TYPE, "boot",
+                          filesystem=FilesystemSpec("vfat", content=files)),
+        ),
+    )  # fmt: skip
+    with pytest.raises(ContentError, match="cannot put symlink /passwd on vfat"):
+        write_disk(spec)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ucimage.image.content import StagedTree
-from ucimage.image.spec import ImageError
+from ucimage.image.spec import ContentError, ImageError
 from ucimage.run import run
 
 _ARGS_PER_CALL = 200
@@ -84,8 +84,12 @@ def make_vfat(
         local = staged.root / p.lstrip("/")
         if local.is_dir():
             continue
-        if not local.exists():
-            raise ImageError(f"cannot put dangling symlink {p} on vfat")
+        if local.is_symlink():
+            # mcopy would follow it, possibly out of the gadget: refuse instead
+            raise ContentError(
+                f"cannot put symlink {p} on vfat (-> {os.readlink(local)})",
+                hint="vfat has no symlinks; ship the file itself in the gadget",
+            )
         parent = p.rsplit("/", 1)[0] or ""
         by_dir.setdefault(parent, []).append(local)
     for parent, files in by_dir.items():
