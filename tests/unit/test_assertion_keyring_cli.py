@@ -30,6 +30,7 @@ TESTKEY1_ID = "7CuZk6mTBm00ORwXvDRH8_CTLgL970-Wqxtw4UT3m5UntguXNEJgdh-g-7nUi2DC"
 VERBS = [
     "create-key",
     "keys",
+    "delete-key",
     "export-key",
     "import-key",
     "sign",
@@ -404,3 +405,17 @@ def test_snap_sign_outputs_with_the_cli(
         assert main(["sign", "-k", "testkey1", "--signing-time", when,
                      "--signature-style", "gnupg", str(src)]) == 0  # fmt: skip
         assert capsysbinary.readouterr().out == theirs, out.stem
+
+
+def test_delete_key_and_missing_public_file(
+    keyring: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ring = Keyring()
+    key = ring.create("k", bits=2048)
+    (keyring / "k.pub").unlink()
+    assert ring.public_key("k").id == key.id  # derived again from the private file
+    assert _mode(keyring / "k.pub") == 0o600
+    assert main(["delete-key", "k"]) == 0
+    assert ring.names() == []
+    assert main(["delete-key", "k"]) == 1
+    assert "no key named 'k'" in capsys.readouterr().err

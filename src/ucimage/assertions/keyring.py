@@ -141,6 +141,11 @@ class Keyring:
     def public_key(self, name: str) -> PublicKey:
         self._require(name)
         path = self._public_path(name)
+        if not path.exists() and not self._is_protected(name):
+            # only the private file was copied in: derive the public part
+            key = self.load(name)
+            _write_private(path, (key.public_key().encode() + "\n").encode())
+            return key.public_key()
         try:
             return PublicKey.decode(path.read_bytes())
         except (OSError, AssertionFormatError) as exc:

@@ -94,6 +94,13 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _delete_key(args: argparse.Namespace) -> int:
+    keyring = Keyring(args.keyring)
+    keyring.delete(args.name)
+    print(f"deleted key {args.name!r} from {keyring.directory}", file=sys.stderr)
+    return 0
+
+
 def _export_key(args: argparse.Namespace) -> int:
     keyring = Keyring(args.keyring)
     if args.account is None:
@@ -259,6 +266,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true", help="print JSON like `snap keys --json`")
     _add_keyring(p, passphrase=False)
     p.set_defaults(func=_keys)
+
+    p = subparsers.add_parser(
+        "delete-key",
+        help="delete a key from the keyring",
+        description="Delete the private and public files of key NAME (like `snap delete-key`).",
+    )
+    p.add_argument("name", help="key name")
+    _add_keyring(p, passphrase=False)
+    p.set_defaults(func=_delete_key)
 
     p = subparsers.add_parser(
         "export-key",
