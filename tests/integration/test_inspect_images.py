@@ -151,6 +151,7 @@ def build_uc16_image(
     workdir: Path,
     name: str = "uc16.img",
     mutate: Callable[[Path], None] | None = None,
+    snap_kernel: str = "pc-kernel_2.snap",
 ) -> BuiltImage:
     """A UC16/18-style pc image: BIOS Boot, ESP (grubenv), writable (seed).
 
@@ -192,7 +193,7 @@ def build_uc16_image(
         esp / "EFI/ubuntu/grubenv",
         snap_mode="",
         snap_core="core22_3.snap",
-        snap_kernel="pc-kernel_2.snap",
+        snap_kernel=snap_kernel,
     )
     (esp / "EFI/ubuntu/grub.cfg").write_text("# test\n")
     image = workdir / name

@@ -95,7 +95,7 @@ def test_fresh_image_from_the_store_verifies(
     verify = doc["verify"]
     assert verify["ok"] is True and verify["failures"] == []
     statuses = {(c["kind"], c["status"]) for c in verify["checks"]}
-    assert statuses == {("assertion", "ok"), ("snap", "ok"), ("model", "ok")}
+    assert statuses == {("assertion", "ok"), ("snap", "ok"), ("model", "ok"), ("bootenv", "ok")}
     assert sum(c["kind"] == "snap" for c in verify["checks"]) == 5
     seed = doc["seed"]
     assert seed["problems"] == [] and doc["problems"] == []

@@ -10,6 +10,7 @@ import pytest
 from tests.integration.test_inspect_images import (
     TRUSTED,
     BuiltImage,
+    build_mbr_uboot_image,
     build_uc16_image,
     build_uc20_image,
     flip_byte_of_file,
@@ -110,3 +111,27 @@ def test_untrusted_root_fails_every_chain(
     assert {"model", "snap-revision", "snap-declaration"} <= failed
     # the snap digests themselves are still fine
     assert all(c["status"] != "failed" for c in doc["verify"]["checks"] if c["kind"] == "snap")
+
+
+def test_bootenv_naming_another_kernel_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build_uc16_image(tmp_path, snap_kernel="pc-kernel_9.snap")
+    rc, out, _ = verify(capsys, image.path)
+    assert rc == 1
+    fails = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert fails == [
+        "  FAIL bootenv partition 2:/EFI/ubuntu/grubenv snap_kernel: "
+        "is 'pc-kernel_9.snap', the seed has 'pc-kernel_2.snap'"
+    ]
+
+
+def test_broken_uboot_env_fails_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = build_mbr_uboot_image(tmp_path)
+    blob = bytearray(image.path.read_bytes())
+    pos = blob.find(b"snap_kernel=pc-kernel_2.snap")
+    blob[pos + 20] ^= 0x04
+    image.path.write_bytes(bytes(blob))
+    rc, out, _ = verify(capsys, image.path)
+    assert rc == 1
+    assert "  FAIL bootenv partition 1:/uboot.env: u-boot env CRC32 mismatch" in out

@@ -17,7 +17,13 @@ from ucimage.inspect.filesystems import Filesystem, probe_filesystem
 from ucimage.inspect.fsread import FilesystemReader, reader_for
 from ucimage.inspect.partitions import PartitionTable, read_partition_table
 from ucimage.inspect.seed import Seed, read_seed
-from ucimage.inspect.verify import AssertionChecker, VerifyReport, database_checker, verify_seed
+from ucimage.inspect.verify import (
+    AssertionChecker,
+    VerifyReport,
+    check_bootenvs,
+    database_checker,
+    verify_seed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +227,8 @@ def inspect_image(
                 hint="is this an Ubuntu Core image built by ucimage snap or ubuntu-image?",
             )
         report = verify_seed(seed, checker or database_checker(trusted, seed))
+        envs = [(f"partition {b.partition}:{b.path}", b.env) for b in bootenvs]
+        report = VerifyReport(report.checks + tuple(check_bootenvs(seed, envs)))
         log.debug("verified in %.2fs", time.monotonic() - started)
     return ImageReport(
         path=path,

@@ -5,7 +5,9 @@
   validity, cross-consistency;
 * every asserted snap is cross-checked with its snap-revision: SHA3-384 digest
   and size of the file, snap-id, and that its snap-declaration names it;
-* the model's required snaps must all be in the seed.
+* the model's required snaps must all be in the seed;
+* the boot environment must be intact and name the seeded kernel and base
+  (UC16/18) or the seed's recovery system and kernel (UC20+).
 
 Every check yields a :class:`Check`; the report is ``ok`` only if none failed.
 Unasserted (local) snaps cannot be verified and are reported as ``skipped``.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from ucimage.assertions import Assertion
 from ucimage.errors import UcimageError
+from ucimage.inspect.bootenv import BootEnv
 from ucimage.inspect.seed import Seed, SeedSnap, model_snap_names
 
 #: check(assertion) raises a UcimageError when the assertion does not verify
@@ -119,6 +122,51 @@ def verify_seed(seed: Seed, check_assertion: AssertionChecker) -> VerifyReport:
         else:
             checks.append(Check("model", name, "failed", "required by the model, not in the seed"))
     return VerifyReport(tuple(checks))
+
+
+def check_bootenvs(seed: Seed, envs: Sequence[tuple[str, BootEnv]]) -> list[Check]:
+    """The boot environment names the seeded kernel and base (or recovery system).
+
+    *envs* are ``(where, env)`` pairs.  UC16/18: ``snap_kernel``/``snap_core``
+    must be ``<name>_<rev>.snap`` of the seeded kernel and base.  UC20+:
+    ``snapd_recovery_system`` must be the seed's system and
+    ``snapd_recovery_kernel`` the seeded kernel's file.
+    """
+    checks: list[Check] = []
+    by_type: dict[str, SeedSnap] = {}
+    for snap in seed.snaps:
+        by_type.setdefault("base" if snap.type in ("base", "os") else snap.type, snap)
+    expected: dict[str, str] = {}
+    if seed.layout == "uc16":
+        for var, kind in (("snap_kernel", "kernel"), ("snap_core", "base")):
+            if kind in by_type:
+                expected[var] = f"{by_type[kind].name}_{by_type[kind].revision}.snap"
+    else:
+        expected["snapd_recovery_system"] = seed.system_label
+        if "kernel" in by_type:
+            expected["snapd_recovery_kernel"] = by_type["kernel"].file
+    seen: set[str] = set()
+    for where, env in envs:
+        if not env.valid:
+            checks.append(Check("bootenv", where, "failed", "; ".join(env.problems)))
+            continue
+        for var, want in expected.items():
+            if var not in env.variables:
+                continue
+            seen.add(var)
+            got = env.variables[var]
+            if got == want:
+                checks.append(Check("bootenv", f"{where} {var}", "ok", got))
+            else:
+                checks.append(
+                    Check(
+                        "bootenv", f"{where} {var}", "failed", f"is {got!r}, the seed has {want!r}"
+                    )
+                )
+    for var in expected:
+        if var not in seen and envs:
+            checks.append(Check("bootenv", var, "failed", "no boot environment sets it"))
+    return checks
 
 
 def database_checker(trusted: Sequence[Path], seed: Seed) -> AssertionChecker:
