@@ -275,3 +275,28 @@ def test_4k_sector_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     ]
     assert doc["seed"]["snap-list"] == UC16_SNAP_LIST
     assert doc["bootenv"][0]["vars"]["snap_kernel"] == "pc-kernel_2.snap"
+
+
+@pytest.mark.parametrize(
+    ("recovery", "chosen", "problem"),
+    [
+        (SYSTEM_LABEL, SYSTEM_LABEL, None),
+        ("20250101", "20250101", None),
+        ("20990101", SYSTEM_LABEL, "names recovery system '20990101', which is not in the seed"),
+    ],
+)
+def test_uc20_recovery_system_choice(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    recovery: str,
+    chosen: str,
+    problem: str | None,
+) -> None:
+    image = build_uc20_image(tmp_path, extra_labels=("20250101",), recovery_system=recovery)
+    seed = inspect_json(capsys, image.path)["seed"]
+    assert seed["system-label"] == chosen
+    assert sorted([seed["system-label"], *seed["other-systems"]]) == ["20250101", SYSTEM_LABEL]
+    if problem is None:
+        assert seed["problems"] == []
+    else:
+        assert any(problem in p for p in seed["problems"]), seed["problems"]

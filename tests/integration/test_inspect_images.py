@@ -210,8 +210,18 @@ def build_uc16_image(
     return BuiltImage(image, "uc16", 3, 73728 * 512)
 
 
-def build_uc20_image(workdir: Path, name: str = "uc20.img") -> BuiltImage:
-    """A UC20+-style image: BIOS Boot and a vfat ubuntu-seed with snaps/ + systems/."""
+def build_uc20_image(
+    workdir: Path,
+    name: str = "uc20.img",
+    *,
+    extra_labels: tuple[str, ...] = (),
+    recovery_system: str = SYSTEM_LABEL,
+) -> BuiltImage:
+    """A UC20+-style image: BIOS Boot and a vfat ubuntu-seed with snaps/ + systems/.
+
+    *extra_labels* are more recovery systems (copies of the first);
+    *recovery_system* is what the seed's grubenv tells the bootloader to start.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     tree = workdir / "seed-tree"
     if tree.exists():
@@ -235,9 +245,11 @@ def build_uc20_image(workdir: Path, name: str = "uc20.img") -> BuiltImage:
         snapd_recovery_kernel="/snaps/pc-kernel_2.snap",
         snapd_extra_cmdline_args="",
     )
+    for label in extra_labels:
+        shutil.copytree(system, tree / "systems" / label)
     grubenv(
         tree / "EFI/ubuntu/grubenv",
-        snapd_recovery_system=SYSTEM_LABEL,
+        snapd_recovery_system=recovery_system,
         snapd_recovery_mode="install",
     )
     image = workdir / name
