@@ -172,3 +172,40 @@ def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path, bootlo
             assert (mine / cmdline).read_bytes() == (theirs / cmdline).read_bytes()
     assert (theirs / system / "model").read_bytes() == b""  # skipped by snapd (unverified)
     assert (mine / system / "model").read_bytes() == model.read_bytes()
+
+
+DEFAULTS = """\
+defaults:
+  system:
+    service:
+      rsyslog:
+        disable: true
+      ssh:
+        disable: true
+    journal:
+      persistent: true
+    system:
+      power-key-action: ignore
+"""
+
+
+def test_uc18_gadget_defaults_match_prepare_image(stub_store: str, tmp_path: Path) -> None:
+    from tests.build_snaps import GADGETS, make_snap
+
+    gadget_yaml = tmp_path / "gadget.yaml"
+    gadget_yaml.write_text(DEFAULTS + (GADGETS / "pc-amd64-uc18.yaml").read_text())
+    snaps = [s for s in snaps_uc18(tmp_path / "snaps") if s.stem != "pc"]
+    snaps.append(make_snap(tmp_path, "pc", "gadget", base="core18", gadget_yaml=str(gadget_yaml)))
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
+    ours(model, snaps, tmp_path / "ours")
+    theirs = tmp_path / "snapd/image/_writable_defaults"
+    mine = tmp_path / "ours/image/_writable_defaults"
+    assert tree(theirs) and tree(mine) == tree(theirs)
+    for path in sorted(theirs.rglob("*")):
+        other = mine / path.relative_to(theirs)
+        if path.is_symlink():
+            assert os.readlink(other) == os.readlink(path)
+        elif path.is_file():
+            assert other.read_bytes() == path.read_bytes(), path
+            assert other.stat().st_mode == path.stat().st_mode, path

@@ -504,6 +504,12 @@ class ImageBuild:
             for a in saved
         ]
 
+    def gadget_system_defaults(self) -> dict[str, Any]:
+        from ucimage.build import volumes
+
+        defaults = volumes.load_and_validate(self).defaults.get("system")
+        return dict(defaults) if isinstance(defaults, dict) else {}
+
     def root_dir(self) -> Path:
         return self.workdir / "root"
 
@@ -520,6 +526,7 @@ class ImageBuild:
             cloud_init_user_data=self.opts.cloud_init,
             disable_console_conf=self.opts.disable_console_conf,
             boot_flags=("factory",) if self.opts.factory_image else (),
+            system_defaults=self.gadget_system_defaults(),
         )
         model_text = self.model_file.read_bytes()
         snaps = self.seed_snaps()

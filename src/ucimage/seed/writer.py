@@ -21,9 +21,10 @@ import datetime as dt
 import errno
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ucimage.errors import UcimageError
 from ucimage.seed.bootloader import (
@@ -81,6 +82,8 @@ class Customizations:
     cloud_init_user_data: Path | None = None
     disable_console_conf: bool = False
     boot_flags: tuple[str, ...] = ()
+    #: the gadget's ``defaults: system:`` tree (UC16/18: filesystem-only ones apply)
+    system_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,6 +221,8 @@ def write_seed16(
             root / "_writable_defaults/var/lib/console-conf/complete",
             "console-conf has been disabled by image customization\n",
         )
+    if custom.system_defaults:
+        apply_filesystem_defaults(root / "_writable_defaults", custom.system_defaults)
     gadget_cloud = assets.gadget_dir / "cloud.conf"
     if gadget_cloud.is_file():
         _write_text(root / "etc/cloud/cloud.cfg", gadget_cloud.read_bytes())
@@ -230,6 +235,52 @@ def write_seed16(
         kernel_file=result.files[kernel],
     )
     return result
+
+
+#: snapd features on by default (2.57), recorded when system defaults are applied
+DEFAULT_FEATURES = (
+    "classic-preserves-xdg-runtime-dir",
+    "refresh-app-awareness",
+    "robust-mount-namespace-updates",
+)
+
+
+def apply_filesystem_defaults(dest: Path, system: Mapping[str, Any]) -> None:
+    """Write the gadget's filesystem-only ``system`` defaults, as snapd does at seeding.
+
+    ``service.<name>.disable: true`` masks the unit (ssh: a marker file),
+    ``journal.persistent: true`` creates ``/var/log/journal``,
+    ``system.power-key-action`` goes to a logind drop-in.
+    """
+    (dest / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    services = system.get("service") or {}
+    if isinstance(services, Mapping):
+        for name, conf in sorted(services.items()):
+            if not (isinstance(conf, Mapping) and str(conf.get("disable")).lower() == "true"):
+                continue
+            if name == "ssh":
+                _write_text(
+                    dest / "etc/ssh/sshd_not_to_be_run",
+                    "SSH has been disabled by snapd system configuration\n",
+                )
+            else:
+                unit = dest / f"etc/systemd/system/{name}.service"
+                unit.parent.mkdir(parents=True, exist_ok=True)
+                if unit.is_symlink() or unit.exists():
+                    unit.unlink()
+                unit.symlink_to("/dev/null")
+    journal = system.get("journal") or {}
+    if isinstance(journal, Mapping) and str(journal.get("persistent")).lower() == "true":
+        marker = dest / "var/log/journal/.snapd-created"
+        _write_text(marker, "", mode=0o700)
+    sysconf = system.get("system") or {}
+    if isinstance(sysconf, Mapping) and sysconf.get("power-key-action"):
+        _write_text(
+            dest / "etc/systemd/logind.conf.d/00-snap-core.conf",
+            f"[Login]\nHandlePowerKey={sysconf['power-key-action']}\n",
+        )
+    for feature in DEFAULT_FEATURES:
+        _write_text(dest / "var/lib/snapd/features" / feature, "")
 
 
 def _stream(assertions: Iterable[SeedAssertion]) -> bytes:
