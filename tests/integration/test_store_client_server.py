@@ -135,6 +135,12 @@ def test_fetch_verifies_to_the_trusted_root_then_hits_cache(
         assert again.stats.assertion_requests == 0
         assert again.stats.bytes_downloaded == 0
         assert [f.assertions for f in second] == [f.assertions for f in fetched]
+        # outputs are copies: changing one leaves the cache intact
+        with second[0].path.open("ab") as fh:
+            fh.write(b"junk")
+        cached = again.cached_path(second[0].resolved)
+        assert cached.stat().st_size == second[0].resolved.size
+        assert cached.stat().st_mode & 0o222 == 0
 
 
 def test_untrusted_root_is_refused(client: StoreClient, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ Client (:mod:`ucimage.store.client`), the API ``ucimage snap`` builds on::
 * Lower level: ``download(resolved, target)``, ``get_assertion(ref)``,
   ``fetch_assertions(resolved, db)``, ``verify(resolved, path, db)``; ``client.stats``
   counts requests, bytes and cache hits.
-* Cache: ``$XDG_CACHE_HOME/ucimage/snaps/<sha3-384 hex>.snap`` (hard-linked into *dest*) and
+* Cache: ``$XDG_CACHE_HOME/ucimage/snaps/<sha3-384 hex>.snap`` (read-only; copied into *dest*) and
   ``.../assertions/<type>/<key>@<max-format>.assert``: a rebuild makes no downloads and no
   assertion requests (only the refresh POST).
 

@@ -613,7 +613,8 @@ class StoreClient:
         cached = self.cached_path(resolved)
         if self.use_cache and cached.is_file() and cached.stat().st_size == resolved.size:
             if not (target.exists() and os.path.samefile(cached, target)):
-                _link_or_copy(cached, target)
+                # a copy, not a link: editing the output must not corrupt the cache
+                _copy_atomic(cached, target)
             self.stats.add("cache_hits")
             return True
         if (
@@ -629,6 +630,8 @@ class StoreClient:
             got = self._transfer(resolved, partial, progress)
             if got == resolved.sha3_384 and partial.stat().st_size == resolved.size:
                 partial.replace(target)
+                if target == cached:
+                    target.chmod(0o444)
                 self._store_in_cache(target, resolved)
                 return False
             log.warning("sha3-384 mismatch for %r, downloading again", resolved.name)
@@ -645,13 +648,10 @@ class StoreClient:
         if cached.exists():
             return
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}")
         try:
-            _link_or_copy(path, tmp)
-            tmp.replace(cached)
+            _copy_atomic(path, cached, mode=0o444)
         except OSError as exc:
             log.warning("cannot cache %s: %s", path, exc)
-            tmp.unlink(missing_ok=True)
 
     def _transfer(
         self, resolved: ResolvedSnap, partial: Path, progress: Callable[[int], None] | None
@@ -969,12 +969,15 @@ def _sha3_hex(path: Path) -> str:
     return digest_file(path)[0]
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.unlink(missing_ok=True)
+def _copy_atomic(src: Path, dst: Path, mode: int = 0o644) -> None:
+    """Copy (kernel-side: copy_file_range/sendfile) to a temporary name, then rename."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+        shutil.copyfile(src, tmp)
+        tmp.chmod(mode)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _oops(resp: httpx.Response) -> str:
