@@ -209,3 +209,29 @@ def test_uc18_gadget_defaults_match_prepare_image(stub_store: str, tmp_path: Pat
         elif path.is_file():
             assert other.read_bytes() == path.read_bytes(), path
             assert other.stat().st_mode == path.stat().st_mode, path
+
+
+def test_uc18_android_boot_env_matches_prepare_image(stub_store: str, tmp_path: Path) -> None:
+    from tests.build_snaps import GADGETS, make_snap
+
+    gadget_yaml = tmp_path / "gadget.yaml"
+    text = (GADGETS / "pc-amd64-uc18.yaml").read_text()
+    gadget_yaml.write_text(text.replace("bootloader: grub", "bootloader: android-boot"))
+    snaps = [s for s in snaps_uc18(tmp_path / "snaps") if s.stem != "pc"]
+    snaps.append(
+        make_snap(
+            tmp_path, "pc", "gadget", base="core18", gadget_yaml=str(gadget_yaml),
+            bootloader="none", extra={"androidboot.conf": b""},
+        )
+    )  # fmt: skip
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
+    ours(model, snaps, tmp_path / "ours")
+    env = "image/boot/androidboot/androidboot.env"
+
+    def parse(path: Path) -> dict[str, str]:
+        lines = path.read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines)
+
+    # snapd writes from a Go map: same variables, any order
+    assert parse(tmp_path / "ours" / env) == parse(tmp_path / "snapd" / env)
