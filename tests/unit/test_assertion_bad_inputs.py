@@ -225,6 +225,14 @@ def _format_too_high(e: Env) -> tuple[Database, Assertion]:
     return e.db(), decode(content + b"\n\n" + sig.encode().encode() + b"\n")
 
 
+def _unknown_type_bad_timestamp(e: Env) -> tuple[Database, Assertion]:
+    content = (
+        f"type: frobnicate\nauthority-id: {BRAND}\ntimestamp: yesterday\n"
+        f"sign-key-sha3-384: {e.key.id}"
+    ).encode()
+    return e.db(), decode(content + b"\n\n" + e.key.sign(content).encode().encode())
+
+
 def _missing_key(e: Env) -> tuple[Database, Assertion]:
     return Database(), e.model
 
@@ -396,6 +404,11 @@ CASES: list[tuple[str, Run, str]] = [
         "does not have a matching snap-declaration assertion",
     ),
     ("format-too-high", check(_format_too_high), "has format 1 but 0 is latest supported"),
+    (
+        "unknown-type-bad-timestamp",
+        check(_unknown_type_bad_timestamp),
+        '"timestamp" header is not a RFC3339 date',
+    ),
     # ---- model rules (through snap sign JSON)
     (
         "authority-not-brand",

@@ -188,10 +188,12 @@ class Database:
             if old.encode() == a.encode():
                 return
             if a.revision <= old.revision:
-                raise AssertionRevisionError(
-                    f"cannot add {ref}: assertion added must have more recent revision than "
-                    f"current one (adding {a.revision}, currently {old.revision})"
+                why = (
+                    f"revision {a.revision} is already the current revision"
+                    if a.revision == old.revision
+                    else f"revision {a.revision} is older than current revision {old.revision}"
                 )
+                raise AssertionRevisionError(f"cannot add {ref}: {why}")
         self._pool[ref] = a
         self._verified.clear()
 
@@ -390,9 +392,15 @@ class Database:
         until_text = key_a.headers.get("until")
         until = checks.parse_rfc3339(str(until_text)) if until_text else None
         now = self._now_time()
-        if until is not None and now >= until:
+        if now < since or (until is not None and now >= until):
+            valid = (
+                f"during [{checks.format_rfc3339(since)}, {checks.format_rfc3339(until)})"
+                if until is not None
+                else f"from {checks.format_rfc3339(since)}"
+            )
             raise AssertionVerifyError(
-                f'assertion is signed with expired public key "{key_id}" from "{authority}"'
+                f'assertion is signed with expired public key "{key_id}" from "{authority}": '
+                f"current time is {checks.format_rfc3339(now)} but key is valid {valid}"
             )
         if "constraints" in key_a.headers and not _matches_constraints(
             key_a.headers["constraints"], a.headers
@@ -403,13 +411,16 @@ class Database:
             )
         stamp = a.headers.get("timestamp") if atype_has_timestamp(a) else None
         if isinstance(stamp, str):
-            when = checks.parse_rfc3339(stamp)
+            try:
+                when = checks.parse_rfc3339(stamp)
+            except ValueError as exc:  # only unknown types get here unvalidated
+                raise AssertionVerifyError(
+                    f'"timestamp" header is not a RFC3339 date: {exc}'
+                ) from None
             if when < since or (until is not None and when >= until):
-                window = (
-                    f'key valid within "{key_a.headers["since"]}"-"{until_text}"'
-                    if until is not None
-                    else f'key valid since "{key_a.headers["since"]}"'
-                )
+                window = f'key valid since "{key_a.headers["since"]}"'
+                if until is not None:
+                    window += f' until "{until_text}"'
                 raise AssertionVerifyError(
                     f'{a.type} assertion timestamp "{stamp}" outside of signing key validity '
                     f"({window})"
