@@ -185,6 +185,32 @@ def test_revision_pin_from_store(
     assert "hello-world 2\n" in (latest / "seed.manifest").read_text()
 
 
+def test_uc20_dangerous_store_plus_local_file(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    snaps = snaps_uc20(tmp_path / "snaps")
+    for snap in snaps:
+        if snap.stem == "hello-world":
+            continue  # only as a local file
+        channel = "20/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    local = next(s for s in snaps if s.stem == "hello-world")
+    model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out, "--snap", str(local), "--seed") == 0
+    system = out / "system-seed/systems/20231114"
+    assert (system / "snaps/hello-world_1.0.snap").read_bytes() == local.read_bytes()
+    assert sorted(p.name for p in (out / "system-seed/snaps").iterdir()) == [
+        "core20_1.snap", "pc-kernel_1.snap", "pc_1.snap", "snapd_1.snap"]  # fmt: skip
+    assert "unasserted: hello-world_1.0.snap" in (system / "options.yaml").read_text()
+    snaps_stream = (system / "assertions/snaps").read_bytes()
+    assert snaps_stream.count(b"type: snap-declaration\n") == 4
+    # the local snap has no revision: not in seed.manifest
+    assert (out / "seed.manifest").read_text() == "core20 1\npc 1\npc-kernel 1\nsnapd 1\n"
+
+
 def test_missing_snap_is_named(
     store: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
