@@ -300,3 +300,21 @@ def test_uc20_recovery_system_choice(
         assert seed["problems"] == []
     else:
         assert any(problem in p for p in seed["problems"]), seed["problems"]
+
+
+def test_truncated_image_reports_what_it_can(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = build_uc16_image(tmp_path)
+    with open(image.path, "r+b") as f:
+        f.truncate(37 * 1024 * 1024)  # inside the writable partition
+    doc = inspect_json(capsys, image.path)
+    assert len(doc["partitions"]) == 3  # from the primary GPT
+    assert doc["seed"] is None
+    problems = "\n".join(doc["problems"])
+    assert "partition 3 ends beyond the end of the image" in problems
+    assert "backup: GPT header expected at LBA" in problems
+    assert "cannot read the seed" in problems
+    assert doc["bootenv"][0]["vars"]["snap_core"] == "core22_3.snap"  # the ESP is intact
+    rc, _, err = run_cli(capsys, "--verify", str(image.path))
+    assert rc == 1 and "nothing to verify: the image has no seed" in err

@@ -12,7 +12,7 @@ from pathlib import Path
 from ucimage.assertions import builtin_trusted, configured_trusted, load_assertion_files
 from ucimage.errors import UcimageError
 from ucimage.inspect.bootenv import BOOTENV_PATHS, BootEnv, parse_bootenv
-from ucimage.inspect.errors import InspectError
+from ucimage.inspect.errors import FilesystemReadError, InspectError
 from ucimage.inspect.filesystems import Filesystem, probe_filesystem
 from ucimage.inspect.fsread import FilesystemReader, reader_for
 from ucimage.inspect.partitions import PartitionTable, read_partition_table
@@ -192,6 +192,8 @@ def inspect_image(
             if p.offset + 512 > table.image_size:
                 problems.append(f"partition {p.number} starts beyond the end of the image")
                 continue
+            if p.offset + p.size_bytes > table.image_size:
+                problems.append(f"partition {p.number} ends beyond the end of the image")
             fs = probe_filesystem(f, p.offset, p.size_bytes)
             if fs is None:
                 continue
@@ -208,7 +210,12 @@ def inspect_image(
     # the seed partition: writable (UC16/18) or ubuntu-seed (UC20+); try labelled ones first
     preferred = sorted(readers, key=lambda r: r[1].label not in ("writable", "ubuntu-seed"))
     for number, _, reader in preferred:
-        seed = read_seed(reader, number, workdir / f"p{number}", roots)
+        try:
+            seed = read_seed(reader, number, workdir / f"p{number}", roots)
+        except FilesystemReadError as exc:
+            # a damaged or truncated filesystem: say so, show the rest
+            problems.append(f"cannot read the seed: {exc.message}")
+            continue
         if seed is not None:
             break
     log.debug("seed read in %.2fs", time.monotonic() - started)

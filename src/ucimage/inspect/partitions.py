@@ -226,9 +226,6 @@ def _read_mbr_table(
         )
         if entry.type in EXTENDED_TYPES:
             parts.extend(_logical_partitions(f, entry.start, sector_size, disk_id, image_size))
-    for p in parts:
-        if p.offset + p.size_bytes > image_size:
-            problems.append(f"partition {p.number} ends beyond the end of the image")
     return PartitionTable(
         scheme="mbr",
         sector_size=sector_size,
