@@ -192,6 +192,35 @@ def check_structures(layout: VolumeLayout, image: Path, tmp: Path, data: Path) -
                 assert mtype(image, s.start, f"::{target}") == src.read_bytes(), target
 
 
+#: facts from the corpus README (independent of our layout code): volume ->
+#: [(start sector, sfdisk type, bootable)] of the first partitions
+README_FACTS: dict[str, list[tuple[int, str, bool]]] = {
+    "pi3-uc16-implicit-data.yaml": [(2048, "c", True), (264192, "83", False)],
+    "beaglebone-mbr-bare-offsets.yaml": [(2304, "c", True)],
+    # sbl1, rpm, tz, hyp, sec (1 MiB each), aboot (2 MiB), boot, system-boot
+    "dragonboard-gpt-raw-partitions.yaml": [
+        (start, "", False) for start in (2048, 4096, 6144, 8192, 10240, 12288, 16384, 18432)
+    ],
+    "pc-amd64-uc16.yaml": [(2048, "21686148-6449-6E6F-744E-656564454649", False),
+                           (4096, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", False),
+                           (106496, "0FC63DAF-8483-4772-8E79-3D69D8477DE4", False)],
+}  # fmt: skip
+
+
+def check_readme_facts(name: str, image: Path) -> None:
+    facts = README_FACTS.get(name)
+    if facts is None:
+        return
+    parts = sfdisk_json(image)["partitions"]
+    for (start, kind, bootable), got in zip(facts, parts, strict=False):
+        assert got["start"] == start
+        if kind:
+            assert got["type"] == kind
+        assert got.get("bootable", False) == bootable
+    if name == "pc-amd64-uc16.yaml":
+        assert read_at(image, 92, 4) == (2048).to_bytes(4, "little")  # offset-write mbr+92
+
+
 @pytest.mark.parametrize("name", VALID)
 def test_gadget_builds(name: str, tmp_path: Path) -> None:
     info = load_gadget(GADGETS / name)
@@ -217,6 +246,8 @@ def test_gadget_builds(name: str, tmp_path: Path) -> None:
         assert os.path.getsize(image) == layout.size
         check_table(layout, image)
         check_structures(layout, image, tmp_path, data)
+        if len(volumes) == 1:
+            check_readme_facts(name, image)
         assert written.disk_id not in guids  # each volume its own disk id
         guids.add(written.disk_id)
         image.unlink()
