@@ -12,12 +12,15 @@ from hypothesis import strategies as st
 from tests.conftest import TESTDATA
 from ucimage.assertions import (
     AssertionFormatError,
+    AssertionNotFoundError,
     AssertionVerifyError,
     Database,
     PrivateKey,
     assemble_content,
+    canonical_difference,
     decode,
     decode_stream,
+    prerequisites,
     sign,
 )
 from ucimage.assertions.crypto import PublicKey, Signature
@@ -55,9 +58,15 @@ def _decode_everything(data: bytes) -> None:
         for a in decode_stream(data):
             # whatever decodes re-encodes to bytes that decode to the same thing
             assert decode(a.encode()).headers == a.headers
+            canonical_difference(a)
+            prerequisites(a)
             try:
                 DB.check(a)
             except AssertionVerifyError:
+                pass
+            try:
+                DB.chain(a)
+            except AssertionNotFoundError:
                 pass
     except AssertionFormatError:
         pass
