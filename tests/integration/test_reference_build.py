@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from ucimage.reference.build import (
     build,
     plan_build,
 )
+from ucimage.reference.chain import ChainPaths, Ucimage, init_store, store_server
 from ucimage.reference.debian import DebianPackageError, resolve
+from ucimage.reference.publish import push_reference_snaps
 from ucimage.run import which
 from ucimage.snaps import SnapFile
 
@@ -101,3 +104,22 @@ def test_trusted_file_must_be_an_assertion(tmp_path: Path) -> None:
         plan_build(tmp_path / "out", trusted=(bogus,))
     with pytest.raises(ReferenceBuildError, match="cannot read"):
         plan_build(tmp_path / "out", trusted=(tmp_path / "missing.assert",))
+
+
+def test_push_reference_snaps_releases_to_uc18_channels(
+    snaps: ReferenceSnaps, tmp_path: Path
+) -> None:
+    paths = ChainPaths(tmp_path)
+    ucimage = Ucimage(cache_dir=paths.cache)
+    init_store(ucimage, paths)
+    token = (paths.store / "upload-token").read_text().strip()
+    with store_server(ucimage, paths.store) as url:
+        revisions = push_reference_snaps(url, token, snaps.snaps)
+        assert revisions == {"pc": 1, "pc-kernel": 1, "core18": 1, "snapd": 1}
+        # pushing the same (reproducible) snaps again adds no revision
+        assert push_reference_snaps(url, token, snaps.snaps) == revisions
+        listing = json.loads(ucimage("store", "list", "--store", url, "--json"))
+    text = json.dumps(listing)
+    for name in ("pc", "pc-kernel", "core18", "snapd"):
+        assert f'"{name}"' in text
+    assert "18/stable" in text and "latest/stable" in text
