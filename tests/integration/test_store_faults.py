@@ -268,3 +268,24 @@ def test_require_auth_protects_reads(tmp_path: Path) -> None:
         anonymous = StoreClient(server.url, env={}, cache_dir=tmp_path / "c2")
         with anonymous, pytest.raises(StoreHTTPError, match="401"):
             anonymous.resolve(["private-snap"])
+
+
+def test_tampered_assertion_is_refused(store: RunningStore, testdata: Path) -> None:
+    asserts = testdata / "store" / "fixtures" / "asserts"
+    key = (asserts / "stubbrand.account-key").read_bytes()
+    model = (asserts / "stub-pc.model").read_bytes()
+    tampered = model.replace(b"architecture: amd64", b"architecture: arm64")
+    assert tampered != model
+    auth = {"Authorization": f"Bearer {store.token}"}
+    before = state(store.root)
+    resp = httpx.post(
+        store.url + "/v2/ucimage/assertions", content=key + b"\n" + tampered, headers=auth
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error-list"][0]["code"] == "invalid-signature"
+    assert state(store.root) == before
+    resp = httpx.post(
+        store.url + "/v2/ucimage/assertions", content=key + b"\n" + model, headers=auth
+    )
+    assert resp.status_code == 201, resp.text
+    assert [a["type"] for a in resp.json()["added"]] == ["account-key", "model"]

@@ -370,9 +370,14 @@ class Store:
         from ucimage.store.server.authority import split_stream
 
         added: list[IndexedAssertion] = []
-        items = split_stream(content)
+        try:
+            items = split_stream(content)
+        except UcimageError as exc:
+            raise APIError(400, "invalid-assertion", exc.message) from exc
         if not items:
             raise APIError(400, "invalid-assertion", "no assertion in the upload")
+        for item in items:
+            self._check_signature(item, items)
         when = now_rfc3339()
         with self._push_lock, self.db.transaction() as conn:
             for item in items:
@@ -401,6 +406,32 @@ class Store:
                 )
                 added.append(idx)
         return added
+
+    def _check_signature(self, a: Any, batch: Sequence[Any]) -> None:
+        """Refuse a signature that does not match a signing key we know (tampering).
+
+        Assertions signed by keys the store does not have are kept as they are:
+        clients verify every chain themselves against the roots they trust.
+        """
+        from ucimage.assertions import PublicKey, Signature, decode
+
+        key_id = a.sign_key_id
+        key_text: bytes | None = None
+        for other in batch:
+            if other.type == "account-key" and other.header("public-key-sha3-384") == key_id:
+                key_text = other.body
+        if key_text is None:
+            stored = self.db.assertion("account-key", [key_id], None)
+            if stored is not None:
+                key_text = decode(stored).body
+        if key_text is None:
+            return
+        try:
+            PublicKey.decode(key_text).verify(a.content, Signature.decode(a.signature))
+        except UcimageError as exc:
+            raise APIError(
+                400, "invalid-signature", f"{a.type} {'/'.join(a.primary_key)}: {exc.message}"
+            ) from exc
 
     def list_snaps(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
