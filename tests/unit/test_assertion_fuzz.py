@@ -22,6 +22,7 @@ from ucimage.assertions import (
     decode_stream,
     prerequisites,
     sign,
+    sign_json,
 )
 from ucimage.assertions.crypto import PublicKey, Signature
 from ucimage.assertions.headers import parse_headers
@@ -190,3 +191,43 @@ def test_sign_then_decode_round_trip(extra: dict[str, Any], body: str) -> None:
     assert a.canonical_content() == a.content
     Signature.decode(a.signature)
     SIGNING_KEY.public_key().verify(a.content, Signature.decode(a.signature))
+
+
+JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+JSON_KEYS = st.sampled_from(
+    ["authority-id", "brand-id", "series", "model", "timestamp", "snaps", "grade", "body",
+     "revision", "format", "account-id", "sign-key-sha3-384", "Bad_Name", "x"]
+)  # fmt: skip
+
+
+@settings(FUZZ, max_examples=300)
+@given(
+    st.sampled_from(
+        [
+            "model",
+            "account",
+            "account-key",
+            "system-user",
+            "validation-set",
+            "snap-revision",
+            "serial",
+            "store",
+            "nope",
+            7,
+        ]
+    ),
+    st.dictionaries(JSON_KEYS, JSON_VALUES, max_size=6),
+)
+def test_sign_json_only_raises_our_errors(type_: Any, extra: dict[str, Any]) -> None:
+    import json
+
+    try:
+        sign_json(json.dumps({"type": type_, **extra}), SIGNING_KEY)
+    except AssertionFormatError as exc:
+        assert "\n" not in exc.message
