@@ -146,7 +146,7 @@ def test_revisions(store: Store) -> None:
     db.add(first)  # the same bytes again: no-op
     db.add(second)
     assert db.find("account", account_id="dev") == second
-    with pytest.raises(AssertionRevisionError, match=r"revision 0 is older than current revision 1"):
+    with pytest.raises(AssertionRevisionError, match="revision 0 is older than current"):
         db.add(first)
     # the trusted roots cannot be replaced
     with pytest.raises(AssertionVerifyError, match="would replace a trusted"):
