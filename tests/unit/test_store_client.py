@@ -319,3 +319,37 @@ def test_channel_fallbacks() -> None:
 def test_bad_requests(kwargs: dict[str, Any]) -> None:
     with pytest.raises(StoreError):
         SnapRequest(**kwargs)
+
+
+def test_assertions_go_to_the_sas_url(tmp_path: Path) -> None:
+    hosts: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        hosts.append(f"{req.url.host}{req.url.path.split('/v2/')[0]}")
+        if req.url.path.endswith("/v2/snaps/refresh"):
+            return httpx.Response(200, json=refresh_answer())
+        return httpx.Response(
+            404,
+            json={"error-list": [{"code": "not-found", "message": "nope"}]},
+            headers={"Content-Type": "application/json"},
+        )
+
+    env = {"SNAPPY_FORCE_API_URL": "http://api.test/", "SNAPPY_FORCE_SAS_URL": "http://sas.test/p"}
+    client = StoreClient(cache_dir=tmp_path, env=env)
+    client._http = httpx.Client(transport=httpx.MockTransport(handler))
+    assert client.resolve(["hello-stub"])[0].name == "hello-stub"
+    from ucimage.store.errors import AssertionNotFoundError
+
+    with pytest.raises(AssertionNotFoundError):
+        client.get_assertion(_ref("account", "someone"))
+    assert hosts == ["api.test", "sas.test/p"]
+
+
+def test_text_404_is_not_not_found(tmp_path: Path) -> None:
+    # snapd treats only a JSON 404 as "not found" (s21); so do we
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="404 page not found")
+
+    client = mock_client(handler, tmp_path)
+    with pytest.raises(StoreHTTPError, match="404"):
+        client.get_assertion(_ref("store", "nosuchstore"))
