@@ -62,7 +62,14 @@ def run_inspect(args: argparse.Namespace) -> int:
         if not f.is_file():
             raise UsageError(f"--trusted file {str(f)!r} does not exist")
     with tempfile.TemporaryDirectory(prefix="ucimage-inspect-") as tmp:
-        report = inspect_image(args.image, Path(tmp), verify=args.verify, trusted=args.trusted)
+        report = inspect_image(
+            args.image,
+            Path(tmp),
+            verify=args.verify,
+            trusted=args.trusted,
+            # the model alone needs no snap copied out of the image
+            with_snaps=args.verify or not args.model,
+        )
         if args.model or args.snap_list:
             if report.seed is None:
                 raise UsageError(f"{args.image} has no seed, so no model and no snaps")

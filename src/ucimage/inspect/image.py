@@ -174,8 +174,15 @@ def inspect_image(
     verify: bool = False,
     trusted: Sequence[Path] = (),
     checker: AssertionChecker | None = None,
+    with_snaps: bool = True,
 ) -> ImageReport:
-    """Inspect *image*; seed files are copied under *workdir* (the caller removes it)."""
+    """Inspect *image*; seed files are copied under *workdir* (the caller removes it).
+
+    ``with_snaps=False`` skips copying and reading the seeded snaps (enough
+    for the model and the boot environment; not allowed with *verify*).
+    """
+    if verify and not with_snaps:
+        raise ValueError("verify needs the snaps")
     path = Path(image)
     if not path.is_file():
         raise InspectError(f"image {os.fspath(path)!r} does not exist or is not a file")
@@ -211,7 +218,7 @@ def inspect_image(
     preferred = sorted(readers, key=lambda r: r[1].label not in ("writable", "ubuntu-seed"))
     for number, _, reader in preferred:
         try:
-            seed = read_seed(reader, number, workdir / f"p{number}", roots)
+            seed = read_seed(reader, number, workdir / f"p{number}", roots, with_snaps)
         except FilesystemReadError as exc:
             # a damaged or truncated filesystem: say so, show the rest
             problems.append(f"cannot read the seed: {exc.message}")

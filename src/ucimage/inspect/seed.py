@@ -317,11 +317,20 @@ def _load_yaml(path: Path, what: str) -> Any:
 
 
 def read_seed16(
-    reader: FilesystemReader, partition: int, workdir: Path, trusted: Sequence[Assertion] = ()
+    reader: FilesystemReader,
+    partition: int,
+    workdir: Path,
+    trusted: Sequence[Assertion] = (),
+    with_snaps: bool = True,
 ) -> Seed:
     """Read a UC16/18 seed from the writable filesystem *reader*."""
     local = workdir / "seed"
-    reader.extract_tree(SEED16_DIR, local)
+    if with_snaps:
+        reader.extract_tree(SEED16_DIR, local)
+    else:
+        # the model and seed.yaml only: no need to copy the snaps out
+        reader.extract(f"{SEED16_DIR}/seed.yaml", local / "seed.yaml")
+        reader.extract_tree(f"{SEED16_DIR}/assertions", local / "assertions")
     problems: list[str] = []
     seed_yaml = local / "seed.yaml"
     if not seed_yaml.is_file():
@@ -362,12 +371,15 @@ def read_seed16(
             private=bool(entry.get("private")),
             file_revision=m.group("rev") if m else "",
         )
+        if not with_snaps:
+            continue
         if not candidate.local_path.is_file():
             problems.append(f"snap {name}: {candidate.fs_path} is missing")
         elif not candidate.unasserted and not candidate.channel:
             candidate.channel = "stable"
         rows.append(_snap_row(candidate, index, problems, by_digest=True))
-    _check_model_snaps(model, rows, problems)
+    if with_snaps:
+        _check_model_snaps(model, rows, problems)
     return Seed(
         layout="uc16",
         partition=partition,
@@ -398,7 +410,11 @@ def _pick_system(reader: FilesystemReader, labels: list[str], problems: list[str
 
 
 def read_seed20(
-    reader: FilesystemReader, partition: int, workdir: Path, trusted: Sequence[Assertion] = ()
+    reader: FilesystemReader,
+    partition: int,
+    workdir: Path,
+    trusted: Sequence[Assertion] = (),
+    with_snaps: bool = True,
 ) -> Seed:
     """Read a UC20+ seed from the ubuntu-seed filesystem *reader*."""
     problems: list[str] = []
@@ -476,7 +492,7 @@ def read_seed20(
             )
         )
     rows = []
-    for c in candidates:
+    for c in candidates if with_snaps else []:
         if not c.unasserted:
             try:
                 reader.extract(c.fs_path, c.local_path)
@@ -485,7 +501,8 @@ def read_seed20(
         elif not c.local_path.is_file():
             problems.append(f"snap {c.name}: {c.fs_path} is missing")
         rows.append(_snap_row(c, index, problems, by_digest=False))
-    _check_model_snaps(model, rows, problems)
+    if with_snaps:
+        _check_model_snaps(model, rows, problems)
     return Seed(
         layout="uc20",
         partition=partition,
@@ -509,16 +526,21 @@ def detect_layout(reader: FilesystemReader) -> str | None:
 
 
 def read_seed(
-    reader: FilesystemReader, partition: int, workdir: Path, trusted: Sequence[Assertion] = ()
+    reader: FilesystemReader,
+    partition: int,
+    workdir: Path,
+    trusted: Sequence[Assertion] = (),
+    with_snaps: bool = True,
 ) -> Seed | None:
     """The seed on *reader*'s filesystem, or None.
 
     *trusted* are the trusted roots (their accounts name the publishers of the
-    snaps they publish, as on a device where they are built in).
+    snaps they publish, as on a device where they are built in).  Without
+    *with_snaps* only the model and assertions are read (``snaps`` is empty).
     """
     layout = detect_layout(reader)
     if layout == "uc16":
-        return read_seed16(reader, partition, workdir, trusted)
+        return read_seed16(reader, partition, workdir, trusted, with_snaps)
     if layout == "uc20":
-        return read_seed20(reader, partition, workdir, trusted)
+        return read_seed20(reader, partition, workdir, trusted, with_snaps)
     return None
