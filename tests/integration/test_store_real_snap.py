@@ -108,3 +108,40 @@ def test_snap_download_by_revision_and_channel(store: RunningStore, tmp_path: Pa
     assert (tmp_path / "pc_1.snap").is_file(), res.stderr
     res = snap_download(store, tmp_path, "pc", "--channel=22/edge")
     assert "no snap revision available as specified" in res.stderr, res.stderr
+
+
+def test_snap_prepare_image_fetches_everything_in_one_refresh(
+    tmp_path: Path, testdata: Path
+) -> None:
+    """`snap prepare-image` (s23 flow): model chain, store lookup, ONE refresh, all downloads."""
+    fixtures = testdata / "store" / "fixtures"
+    root = make_store(tmp_path / "store", authority_id="imagestore")
+    with running_store(root, "--access-log") as server:
+        admin = StoreAdmin(server.url, server.token)
+        for snap in sorted((fixtures / "snaps").glob("*.snap")):
+            admin.push(snap, ["stable", "22/stable"])
+        mark = len(server.log)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "SNAPPY_FORCE_API_URL": server.url + "/",
+            "UBUNTU_IMAGE_SKIP_COPY_UNVERIFIED_MODEL": "1",
+        }
+        res = subprocess.run(
+            ["snap", "prepare-image", str(fixtures / "models" / "stub-pc.model"),
+             str(tmp_path / "out")],
+            env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        out = res.stdout + res.stderr
+        assert res.returncode == 1, out
+        for name in ("snapd", "pc-kernel", "core22", "pc", "hello-stub"):
+            assert f"Fetching {name}" in out
+        assert "circular assertions are not expected: account (imagestore)" in out
+        log = requests_since(server, mark)
+        refreshes = [x for x in log if "POST /v2/snaps/refresh" in x]
+        downloads = [x for x in log if "/api/v1/snaps/download/" in x and " 200" in x]
+        assert len(refreshes) == 1, log
+        assert " 200" in refreshes[0], log
+        assert len(downloads) == 5, log
+        # the model's store assertion is absent: a JSON 404 that snapd tolerates
+        assert any("/v2/assertions/store/stubstoreid" in x and " 404" in x for x in log)
