@@ -135,3 +135,22 @@ def test_broken_uboot_env_fails_verify(tmp_path: Path, capsys: pytest.CaptureFix
     rc, out, _ = verify(capsys, image.path)
     assert rc == 1
     assert "  FAIL bootenv partition 1:/uboot.env: u-boot env CRC32 mismatch" in out
+
+
+def test_grown_snap_fails_the_size_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def grow(seed: Path) -> None:
+        with open(seed / "snaps" / "pc_1.snap", "ab") as f:
+            f.write(b"\0")
+
+    image = build_uc16_image(tmp_path, mutate=grow)
+    rc, out, err = verify(capsys, image.path)
+    assert "verification failed: pc (" in err
+    assert rc == 1
+    fails = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert fails == [
+        "  FAIL snap pc (/system-data/var/lib/snapd/seed/snaps/pc_1.snap): "
+        "size 4097 does not match snap-revision 1 (snap-size 4096)"
+    ]
+    assert "no snap-revision assertion matches the digest" in out  # listed under Problems
