@@ -348,3 +348,28 @@ def test_uc18_gpt_4k_sectors(fixtures: dict[str, object], tmp_path: Path) -> Non
         esp.write_bytes(src.read(esp_part.size * 4096))
     fsck_ok(["fsck.vfat", "-n", str(esp)])
     assert mtools("mtype", esp, "::EFI/ubuntu/grub.cfg") == b"# cpc\n"
+
+
+def test_image_size_option(
+    fixtures: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "big"
+    assert build(fixtures["m18"], fixtures["uc18"], out, "-i", "128M") == 0  # type: ignore[arg-type]
+    image = out / "pc.img"
+    assert image.stat().st_size == 128 << 20
+    parts = sfdisk(image)["partitions"]  # type: ignore[index]
+    writable = parts[2]
+    end = (writable["start"] + writable["size"]) * 512
+    assert end > (128 << 20) - (1 << 20)  # writable grew to fill the image
+    fsck_ok(
+        ["e2fsck", "-fn", str(extract(image, writable["start"], writable["size"], tmp_path / "w"))]
+    )
+    small = tmp_path / "small"
+    args = ["snap", str(fixtures["m18"]), *TRUST, "-O", str(small), "-i", "10M"]
+    for snap in fixtures["uc18"]:  # type: ignore[attr-defined]
+        args += ["--snap", str(snap)]
+    assert main(args) == 0
+    assert (
+        "WARNING: ignoring image size smaller than minimum required size" in capsys.readouterr().out
+    )
+    assert (small / "pc.img").stat().st_size > 10 << 20

@@ -97,7 +97,7 @@ def _kernel_dir(build: ImageBuild, gadget: GadgetInfo) -> Path | None:
 
 
 def layouts(build: ImageBuild) -> list[VolumeLayout]:
-    from ucimage.gadget import lay_out_volume, system_data_size_for_content
+    from ucimage.gadget import GadgetError, lay_out_volume, system_data_size_for_content
 
     gadget = load_and_validate(build)
     kernel_dir = _kernel_dir(build, gadget)
@@ -111,16 +111,29 @@ def layouts(build: ImageBuild) -> list[VolumeLayout]:
             system_data_size = system_data_size_for_content(
                 _du(build.root_dir()), build.opts.sector_size
             )
-        out.append(
-            lay_out_volume(
+        requested = build.opts.image_size.for_volume(name, index)
+        try:
+            layout = lay_out_volume(
                 volume,
                 sector_size=build.opts.sector_size,
-                image_size=build.opts.image_size.for_volume(name, index),
+                image_size=requested,
                 system_data_size=system_data_size,
                 gadget_dir=build.gadget_dir(),
                 kernel_dir=kernel_dir,
             )
-        )
+        except GadgetError as exc:
+            if requested is None or "smaller than minimum required size" not in exc.message:
+                raise
+            # ubuntu-image warns and builds the smallest image that fits
+            build.progress.warning(f"ignoring {exc.message}")
+            layout = lay_out_volume(
+                volume,
+                sector_size=build.opts.sector_size,
+                system_data_size=system_data_size,
+                gadget_dir=build.gadget_dir(),
+                kernel_dir=kernel_dir,
+            )
+        out.append(layout)
     return out
 
 
