@@ -391,6 +391,13 @@ class ImageBuild:
         from ucimage.build import sources
 
         planned = self.requested_snaps()
+        if self.info.validation_sets and self.opts.validation is None:
+            self.progress.warning(
+                "proceeding to download snaps ignoring validations, this default will change "
+                "in the future. For now use --validation=enforce for validations to be taken "
+                "into account, pass instead --validation=ignore to preserve current behavior "
+                "going forward"
+            )
         for name, rev in self.opts.revisions:
             match = [p for p in planned if p.name == name]
             if not match:
