@@ -220,7 +220,11 @@ def _snap_row(c: _Candidate, index: _Index, problems: list[str], by_digest: bool
             account = index.accounts.get(publisher_id)
             if account is None:
                 publisher = publisher_id
-                problems.append(f"snap {c.name}: no account assertion for publisher {publisher_id}")
+                problems.append(
+                    f"publisher {publisher_id}: no account assertion in the seed or the trusted "
+                    "roots (a store's root account is not seeded: pass its root.assert with "
+                    "--trusted)"
+                )
             else:
                 publisher = str(account.header("username") or publisher_id)
                 validation = str(account.header("validation") or "")
@@ -388,7 +392,7 @@ def read_seed16(
         model=model,
         assertions=tuple(items),
         snaps=tuple(sorted(rows, key=lambda s: s.name)),
-        problems=tuple(problems),
+        problems=tuple(dict.fromkeys(problems)),
     )
 
 
@@ -511,7 +515,7 @@ def read_seed20(
         model=model,
         assertions=tuple(items),
         snaps=tuple(sorted(rows, key=lambda s: s.name)),
-        problems=tuple(problems),
+        problems=tuple(dict.fromkeys(problems)),
         other_systems=tuple(x for x in labels if x != label),
     )
 
