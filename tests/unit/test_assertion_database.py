@@ -10,6 +10,7 @@ import pytest
 
 from ucimage.assertions import (
     Assertion,
+    AssertionFormatError,
     AssertionNotFoundError,
     AssertionRevisionError,
     AssertionVerifyError,
@@ -224,3 +225,74 @@ def test_unknown_types_are_kept_apart(store: Store) -> None:
     db.add(two)
     assert len(db) == 2
     db.check(one)  # generic: signature and key chain only
+
+
+def test_serial_request_and_serial(store: Store) -> None:
+    """A device signs its serial-request with its own key; the brand issues the serial."""
+    device = PrivateKey.generate(bits=2048)
+    device_key = device.public_key().encode()
+    request = sign(
+        {
+            "type": "serial-request",
+            "brand-id": ROOT,
+            "model": "widget",
+            "request-id": "REQ-1",
+            "device-key": device_key,
+        },
+        b"",
+        device,
+    )
+    assert request.authority_id is None and request.primary_key == ()
+    db = Database(trusted=store.roots)
+    db.check(request)
+    # a request whose device-key is not the signing key is refused up front
+    with pytest.raises(AssertionFormatError, match="device key does not match included signing"):
+        sign(
+            {
+                "type": "serial-request",
+                "brand-id": ROOT,
+                "model": "widget",
+                "request-id": "REQ-1",
+                "device-key": PrivateKey.generate(bits=1024).public_key().encode(),
+            },
+            b"",
+            device,
+        )
+    serial = sign(
+        {
+            "type": "serial",
+            "authority-id": ROOT,
+            "brand-id": ROOT,
+            "model": "widget",
+            "serial": "0001",
+            "device-key": device_key,
+            "device-key-sha3-384": device.id,
+            "timestamp": TS,
+        },
+        b"",
+        store.root_key,
+    )
+    assert serial.headers["device-key"] == device_key
+    db.check(serial)
+    # a serial from another authority needs the model's serial-authority
+    other_key = PrivateKey.generate(bits=1024)
+    publisher_key = account_key(
+        store.root_key, ROOT, "publisher", other_key.public_key(), name="serials", since=TS
+    )
+    other = sign(
+        {
+            "type": "serial",
+            "authority-id": "publisher",
+            "brand-id": ROOT,
+            "model": "widget",
+            "serial": "0002",
+            "device-key": device_key,
+            "device-key-sha3-384": device.id,
+            "timestamp": TS,
+        },
+        b"",
+        other_key,
+    )
+    db.add_many([store.publisher, store.store_account_key, publisher_key])
+    with pytest.raises(AssertionVerifyError, match="without model assertion with serial-authority"):
+        db.check(other)
