@@ -663,6 +663,23 @@ CASES: list[tuple[str, Run, str]] = [
         '"snap-sha3-384" header',
     ),
     (
+        "snap-declaration-plugs-need-format",
+        j(
+            {
+                "type": "snap-declaration",
+                "authority-id": BRAND,
+                "series": "16",
+                "snap-id": "s" * 32,
+                "snap-name": "modem",
+                "publisher-id": BRAND,
+                "plugs": {"network": {"allow-connection": {"slot-attributes": {"x": "$PLUG(x)"}}}},
+                "format": "1",
+                "timestamp": TS,
+            }
+        ),
+        'cannot sign "snap-declaration" assertion with format set to 1 lower than min format 2',
+    ),
+    (
         "account-key-wrong-id",
         lambda e: sign(
             {

@@ -802,4 +802,23 @@ def min_format(tname: str, headers: Headers) -> int:
             return 1
     if tname == "account-key" and "constraints" in headers:
         return 1
+    if tname == "snap-declaration" and ("plugs" in headers or "slots" in headers):
+        # plug/slot rules need format 1; $-attribute constraints 2, device scope 3
+        needed = 1
+        for rules in (headers.get("plugs"), headers.get("slots")):
+            if _walk_has(rules, lambda k, v: isinstance(v, str) and v.startswith("$")):
+                needed = max(needed, 2)
+            if _walk_has(rules, lambda k, v: k in ("on-store", "on-brand", "on-model")):
+                needed = max(needed, 3)
+        return needed
     return 0
+
+
+def _walk_has(value: Any, pred: Callable[[str | None, Any], bool], key: str | None = None) -> bool:
+    if pred(key, value):
+        return True
+    if isinstance(value, dict):
+        return any(_walk_has(v, pred, k) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_walk_has(v, pred, key) for v in value)
+    return False
