@@ -276,7 +276,8 @@ def resolve_action(
     if not isinstance(action, dict):
         return _error_result({}, "invalid-request", "action must be an object")
     kind = action.get("action")
-    key = action.get("instance-key", "")
+    key = action.get("instance-key")
+    key = key if isinstance(key, str) else ""
     name = action.get("name")
     snap_id = action.get("snap-id")
     if kind == "refresh":
@@ -318,6 +319,10 @@ def resolve_action(
     return result
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _error_result(
     action: dict[str, Any], code: str, message: str, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -326,9 +331,9 @@ def _error_result(
         error["extra"] = extra
     return {
         "result": "error",
-        "instance-key": action.get("instance-key", ""),
-        "name": action.get("name", "") or "",
-        "snap-id": action.get("snap-id", "") or "",
+        "instance-key": _text(action.get("instance-key")),
+        "name": _text(action.get("name")),
+        "snap-id": _text(action.get("snap-id")),
         "error": error,
     }
 
