@@ -18,9 +18,11 @@ from tests.build_snaps import (
     TRUSTED_FILES,
     make_snap,
     model_uc20,
+    model_uc20_pi,
     sign_model,
     snaps_uc18,
     snaps_uc20,
+    snaps_uc20_pi,
 )
 from tests.integration.test_build_images import (
     debugfs_cat,
@@ -29,6 +31,7 @@ from tests.integration.test_build_images import (
     fsck_ok,
     mtools,
     parse_grubenv,
+    parse_ubootenv,
     sfdisk,
 )
 from ucimage.cli.main import main
@@ -160,6 +163,30 @@ def test_uc20_signed_from_store(
     assert (out / "seed.manifest").read_text() == (
         "core20 1\nhello-world 1\npc 1\npc-kernel 1\nsnapd 1\n"
     )
+
+
+def test_uc20_signed_pi_mbr_uboot_from_store(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc20_pi(tmp_path / "snaps", "u-boot"):
+        channel = "20/stable" if snap.stem in ("pi", "pi-kernel") else "stable"
+        push(url, root, snap, channel)
+    model = sign_model(model_uc20_pi("signed"), tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out) == 0
+    table = sfdisk(out / "pi.img")
+    assert table["label"] == "dos"
+    parts = table["partitions"]  # type: ignore[index]
+    seed = extract(out / "pi.img", parts[0]["start"], parts[0]["size"], tmp_path / "seed")
+    fsck_ok(["fsck.vfat", "-n", str(seed)])
+    env = parse_ubootenv(mtools("mtype", seed, "::uboot/ubuntu/boot.sel"))
+    assert env == {"snapd_recovery_mode": "install", "snapd_recovery_system": "20231114"}
+    listing = mtools("mdir", seed, "-b", "-/", "::").decode()
+    assert "::/snaps/pi-kernel_1.snap" in listing
+    assert "::/systems/20231114/kernel/kernel.img" in listing
+    assert (out / "seed.manifest").read_text() == "core20 1\npi 1\npi-kernel 1\nsnapd 1\n"
 
 
 def test_revision_pin_from_store(
