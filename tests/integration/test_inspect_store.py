@@ -142,3 +142,20 @@ def test_one_changed_byte_in_a_seeded_snap_is_named(
     assert len(fails) == 1, out
     assert fails[0].startswith(f"  FAIL snap pc-kernel ({kernel['file']})")
     assert f"error: verification failed: pc-kernel ({kernel['file']})" in err
+
+
+@pytest.mark.parametrize(("mode", "mark"), [("always", "✓"), ("never", "**"), ("auto", "**")])
+def test_publisher_marks_follow_snaps_unicode_rule(
+    store: RunningStore,
+    images: dict[str, Any],
+    mode: str,
+    mark: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = str(store.root / "root.assert")
+    rc, out, _ = inspect(
+        capsys, "--snap-list", "--unicode", mode, "--trusted", root, str(images["uc18"])
+    )
+    assert rc == 0
+    publishers = {line.split()[4] for line in out.splitlines()[1:]}
+    assert publishers == {f"test-store{mark}"}  # auto: not a terminal, so ASCII like snap

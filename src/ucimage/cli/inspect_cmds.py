@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +38,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--snap-list",
         action="store_true",
         help="print only the 'snap list' table of the seeded snaps",
+    )
+    p.add_argument(
+        "--unicode",
+        choices=("always", "never", "auto"),
+        default="always",
+        help=(
+            "publisher marks in the snap list: ✓/✪ (always, the default), **/* (never), "
+            "or as snap decides (auto: Unicode only on a UTF-8 terminal)"
+        ),
     )
     p.add_argument(
         "--verify",
@@ -76,7 +86,7 @@ def run_inspect(args: argparse.Namespace) -> int:
             if args.model:
                 sys.stdout.buffer.write(known_model(report.seed))
             else:
-                sys.stdout.write(snap_list(report.seed))
+                sys.stdout.write(snap_list(report.seed, unicode=_unicode(args.unicode)))
             sys.stdout.flush()
         elif args.json:
             json.dump(to_json(report), sys.stdout, indent=2, ensure_ascii=False)
@@ -88,3 +98,13 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(f"error: verification failed: {names}", file=sys.stderr)
         return 1
     return 0
+
+
+def _unicode(mode: str) -> bool:
+    """snap's ``--unicode`` rule (cmd/snap/color.go ``canUnicode``)."""
+    if mode != "auto":
+        return mode == "always"
+    if not sys.stdout.isatty():
+        return False
+    lang = next((v for k in ("LC_MESSAGES", "LC_ALL", "LANG") if (v := os.environ.get(k))), "")
+    return "UTF-8" in lang.upper() or "UTF8" in lang.upper()

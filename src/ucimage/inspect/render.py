@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ucimage.inspect.image import ImageReport
-from ucimage.inspect.seed import Seed
+from ucimage.inspect.seed import Seed, SeedSnap
 
 #: bump when a key is renamed or removed (adding keys does not change it)
 JSON_FORMAT = 1
@@ -32,11 +32,27 @@ def tabulate(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def snap_list(seed: Seed) -> str:
-    """The table ``snap list`` prints on a device seeded from *seed*."""
+#: the validation marks ``snap list`` appends to a publisher (cmd/snap/color.go)
+UNICODE_MARKS = {"verified": "✓", "starred": "✪"}
+ASCII_MARKS = {"verified": "**", "starred": "*"}
+
+
+def _publisher(snap: SeedSnap, unicode: bool) -> str:
+    mark = UNICODE_MARKS.get(snap.publisher_validation, "")
+    if unicode or not mark or not snap.publisher.endswith(mark):
+        return snap.publisher
+    return snap.publisher[: -len(mark)] + ASCII_MARKS[snap.publisher_validation]
+
+
+def snap_list(seed: Seed, *, unicode: bool = True) -> str:
+    """The table ``snap list`` prints on a device seeded from *seed*.
+
+    *unicode* False gives snap's ASCII marks (``**`` verified, ``*`` starred),
+    what ``snap list --unicode=never`` (or ``auto`` into a pipe) prints.
+    """
     rows = [["Name", "Version", "Rev", "Tracking", "Publisher", "Notes"]]
     for s in seed.snaps:
-        rows.append([s.name, s.version, s.revision, s.tracking, s.publisher, s.notes])
+        rows.append([s.name, s.version, s.revision, s.tracking, _publisher(s, unicode), s.notes])
     return tabulate(rows)
 
 
