@@ -60,6 +60,7 @@ def assemble(
     out: Path,
     *,
     corrupt_kernel: bool = False,
+    tamper_gadget: bool = False,
 ) -> HandmadeImage:
     """Build *out* (pc.img) from the reference snaps ``{pc, pc-kernel, core18, snapd}``."""
     work = out.parent / (out.name + ".work")
@@ -141,6 +142,13 @@ def assemble(
     (seed / "assertions" / "model").write_bytes(model)
     (seed / "assertions" / "handmade.assertions").write_text("\n".join(assertions))
 
+    if tamper_gadget:
+        # one byte of the squashfs padding: the snap still mounts, but its
+        # digest no longer matches its snap-revision
+        gadget_snap = seed / "snaps" / files["pc"]
+        blob = bytearray(gadget_snap.read_bytes())
+        blob[-1] ^= 0xFF
+        gadget_snap.write_bytes(bytes(blob))
     if corrupt_kernel:
         kernel = seed / "snaps" / files["pc-kernel"]
         blob = bytearray(kernel.read_bytes())

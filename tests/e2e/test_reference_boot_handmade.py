@@ -87,3 +87,13 @@ def test_corrupted_kernel_snap_fails_fast_with_reason(
     assert result.outcome == "failure"
     assert "unknown filesystem" in result.reason
     assert result.elapsed < 30, "the failure must be caught from the console, not the timeout"
+
+
+def test_device_refuses_a_seed_snap_without_matching_signatures(
+    reference_snaps: ReferenceSnaps, brand_model: bytes, tmp_path: Path
+) -> None:
+    """The base's seed reader looks snap-revisions up by digest, as snapd's first boot does."""
+    image = assemble(reference_snaps.snaps, brand_model, tmp_path / "pc.img", tamper_gadget=True)
+    result = run_boot(plan_boot(image.path, kvm="off", expect=EXPECT, timeout=BOOT_TIMEOUT))
+    assert not result.ok and result.outcome == "failure"
+    assert 'cannot find signatures with metadata for snap "pc"' in result.reason
