@@ -221,6 +221,7 @@ def test_other_bad_requests_are_json(store: RunningStore) -> None:
          "channels": ["stable"]}, {}, 401, "unauthorized"),
         ("POST", "/v2/ucimage/release", [1, 2], auth, 400, "invalid-request"),
         ("POST", "/v2/snaps/refresh", {"nope": 1}, {}, 400, "invalid-request"),
+        ("POST", "/v2/snaps/refresh", {"actions": [], "context": 5}, {}, 400, "invalid-request"),
         ("GET", "/v2/snaps/info/..%2F..", None, {}, 404, "not-found"),
         ("GET", "/v2/snaps/info/a..b", None, {}, 400, "invalid-name"),
         ("GET", "/v2/snaps/info/no-such-snap", None, {}, 404, "snap-not-found"),

@@ -103,6 +103,8 @@ def create_app(store: Store, *, require_auth: bool = False) -> Starlette:
             raise APIError(400, "invalid-request", "request body is not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("actions"), list):
             raise APIError(400, "invalid-request", "request needs an 'actions' list")
+        if not isinstance(payload.get("context") or [], list):
+            raise APIError(400, "invalid-request", "'context' must be a list")
         context: dict[str, Any] = {
             str(c.get("instance-key")): c
             for c in payload.get("context") or []
