@@ -36,6 +36,8 @@ from ucimage.store.server.backend import STORE_VERSION, APIError, Store
 log = logging.getLogger(__name__)
 
 ASSERTION_MEDIA_TYPE = "application/x.ubuntu.assertion"
+#: SQLite integers are 64-bit; revisions and formats stay far below this
+MAX_INT = 2**31 - 1
 
 
 class BlobResponse(FileResponse):
@@ -139,7 +141,7 @@ def create_app(store: Store, *, require_auth: bool = False) -> Starlette:
         if max_format_text is not None:
             if not max_format_text.isdigit():
                 raise APIError(400, "invalid-max-format", "max-format must be an integer")
-            max_format = int(max_format_text)
+            max_format = min(int(max_format_text), MAX_INT)
         sequence = request.query_params.get("sequence")
         content = await run_in_threadpool(store.assertion, type_name, keys, max_format, sequence)
         if content is None:
@@ -155,7 +157,12 @@ def create_app(store: Store, *, require_auth: bool = False) -> Starlette:
         filename = request.path_params["filename"]
         stem = filename.removesuffix(".snap")
         snap_id, _, rev_text = stem.rpartition("_")
-        if not filename.endswith(".snap") or not snap_id or not rev_text.isdigit():
+        if (
+            not filename.endswith(".snap")
+            or not snap_id
+            or not rev_text.isdigit()
+            or int(rev_text) > MAX_INT
+        ):
             raise APIError(404, "not-found", f"no such download: {filename!r}")
         path = await run_in_threadpool(store.download_path, snap_id, int(rev_text))
         if path is None:
@@ -207,7 +214,11 @@ def create_app(store: Store, *, require_auth: bool = False) -> Starlette:
         )
         if not isinstance(name, str):
             raise APIError(400, "invalid-request", "'name' must be a string")
-        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
+        if (
+            isinstance(revision, bool)
+            or not isinstance(revision, int)
+            or not 1 <= revision <= MAX_INT
+        ):
             raise APIError(400, "invalid-request", "'revision' must be a positive integer")
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
             raise APIError(400, "invalid-request", "'channels' must be a list of strings")
@@ -289,7 +300,9 @@ def resolve_action(
     elif kind not in ("download", "install"):
         return _error_result(action, "invalid-action", f"unsupported action {kind!r}")
     revision = action.get("revision")
-    if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
+    if revision is not None and (
+        isinstance(revision, bool) or not isinstance(revision, int) or abs(revision) > MAX_INT
+    ):
         return _error_result(action, "invalid-request", "revision must be an integer")
     channel = action.get("channel") or (context.get(key) or {}).get("tracking-channel")
     try:

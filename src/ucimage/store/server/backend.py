@@ -630,7 +630,7 @@ class Store:
                 raise APIError(400, "invalid-key", "?sequence= needs a sequence key")
             if sequence == "latest":
                 seq_num: int | None = None
-            elif sequence.isdigit():
+            elif sequence.isdigit() and len(sequence) < 10:
                 seq_num = int(sequence)
             else:
                 raise APIError(400, "invalid-sequence", f"invalid sequence {sequence!r}")
