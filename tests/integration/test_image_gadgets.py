@@ -190,6 +190,10 @@ def check_structures(layout: VolumeLayout, image: Path, tmp: Path, data: Path) -
                 assert f"Volume in drive : is {s.label}" in listing
             for target, src in files.items():
                 assert mtype(image, s.start, f"::{target}") == src.read_bytes(), target
+            if s.role == "system-seed":  # the big file took the direct-placement path
+                big = data / "var" / "lib" / "snapd" / "seed" / "big.snap"
+                got = mtype(image, s.start, "::/var/lib/snapd/seed/big.snap")
+                assert got == big.read_bytes()
 
 
 #: facts from the corpus README (independent of our layout code): volume ->

@@ -501,3 +501,35 @@ def test_vfat_refuses_symlinks(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(ContentError, match="cannot put symlink /passwd on vfat"):
         write_disk(spec)
+
+
+@pytest.mark.parametrize(("sector", "size_mib"), [(512, 60), (4096, 60), (512, 20)])
+def test_vfat_large_files_placed_directly(tmp_path: Path, sector: int, size_mib: int) -> None:
+    """Large files go in as mcopy placeholders, then get clusters and data from us."""
+    files = tmp_path / "files"
+    (files / "snaps" / "deep").mkdir(parents=True)
+    big = files / "snaps" / "A Long Name pc-kernel_1.snap"
+    big.write_bytes(os.urandom(6 * MiB + 17))
+    os.link(big, files / "snaps" / "deep" / "linked.snap")
+    (files / "snaps" / "exact.bin").write_bytes(os.urandom(4 * MiB))
+    (files / "small.txt").write_text("small")
+    spec = DiskSpec(
+        path=tmp_path / "x.img",
+        size=(size_mib + 2) * MiB,
+        sector_size=sector,
+        seed=b"v",
+        timestamp=1_700_000_000,
+        partitions=(
+            PartitionSpec(1, MiB, size_mib * MiB, ESP_TYPE, "seed",
+                          filesystem=FilesystemSpec("vfat", "ubuntu-seed", content=files)),
+        ),
+    )  # fmt: skip
+    write_disk(spec)
+    image = tmp_path / "x.img"
+    vfat_check(image, MiB, size_mib * MiB, tmp_path)
+    for rel in ("snaps/A Long Name pc-kernel_1.snap", "snaps/deep/linked.snap",
+                "snaps/exact.bin", "small.txt"):  # fmt: skip
+        assert mtype(image, MiB, f"::/{rel}") == (files / rel).read_bytes(), rel
+    first = sha256(image)
+    write_disk(spec)
+    assert sha256(image) == first

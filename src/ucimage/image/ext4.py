@@ -265,7 +265,7 @@ def _check_extents(item: LargeFile, extents: list[Extent]) -> None:
         )
 
 
-def _copy_range(src: int, dst: int, count: int, src_off: int, dst_off: int) -> None:
+def copy_range(src: int, dst: int, count: int, src_off: int, dst_off: int) -> None:
     while count > 0:
         try:
             done = os.copy_file_range(src, dst, count, src_off, dst_off)
@@ -294,7 +294,7 @@ def _place_data(image: Path, offset: int, items: list[tuple[LargeFile, list[Exte
                     start = e.logical * BLOCK_SIZE
                     count = min(e.length * BLOCK_SIZE, item.size - start)
                     if count > 0:
-                        _copy_range(src, out, count, start, offset + e.physical * BLOCK_SIZE)
+                        copy_range(src, out, count, start, offset + e.physical * BLOCK_SIZE)
             finally:
                 os.close(src)
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ucimage.image.content import StagedTree
+from ucimage.image.fat import place_files
 from ucimage.image.spec import ContentError, ImageError
 from ucimage.run import run
 
@@ -95,6 +96,12 @@ def make_vfat(
     for parent, files in by_dir.items():
         for group in _chunks(files):
             run(["mcopy", "-o", "-i", target, *group, f"::{parent}/"], env=env)
+    # mcopy copied large files as empty placeholders; give them clusters and data
+    placed = [
+        (path, item.source, item.size) for item in staged.large_files() for path in item.paths
+    ]
+    if placed:
+        place_files(image, offset, placed)
 
 
 def _chunks(items: list[T]) -> list[list[T]]:

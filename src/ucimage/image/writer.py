@@ -273,7 +273,7 @@ def _make_filesystem(
         result = str(fs_uuid)
     elif fs.kind in ("vfat", "vfat-16", "vfat-32"):
         if has_content:
-            staged = stage(content, fs_dir / "root")
+            staged = stage(content, fs_dir / "root", large_threshold=large_threshold)
         volume_id = vfat_volume_id(spec, part)
         vfat.make_vfat(
             spec.path, part.start, part.size, kind=fs.kind, label=fs.label,
