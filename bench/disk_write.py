@@ -3,8 +3,10 @@
 
 Prints the time of (a) a plain copy of the same files + sync, (b) ``mkfs.ext4 -d``
 alone on a sparse image + sync, (c) ``ucimage.image.write_disk`` (GPT + ext4
-with ownership/timestamps fixed, large files placed with copy_file_range, fsync)
-and (c') the writer with the fast path off (every file through mke2fs), as
+with ownership/timestamps fixed, large files placed with copy_file_range, fsync),
+(c') the writer with the fast path off (every file through mke2fs) and, for
+reference, the writer making a vfat of the same files (large files placed /
+all through mcopy), as
 seconds and ratios, plus the writer's peak RSS (its process and every tool it
 ran).  Goal (issue 4): (c) within 1.5x of (a), peak RSS under 150 MB.
 
@@ -39,10 +41,11 @@ sys.path.insert(0, sys.argv[1])
 from ucimage.image import DiskSpec, FilesystemSpec, PartitionSpec, write_disk
 size, part = int(sys.argv[4]), int(sys.argv[5])
 threshold = None if sys.argv[6] == "none" else int(sys.argv[6])
+kind = sys.argv[7]
 spec = DiskSpec(
     path=Path(sys.argv[3]), size=size, seed=b"bench", timestamp=1_700_000_000,
     partitions=(PartitionSpec(1, 1 << 20, part, "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
-                "writable", filesystem=FilesystemSpec("ext4", "writable",
+                "writable", filesystem=FilesystemSpec(kind, "writable",
                 content=Path(sys.argv[2]))),),
 )
 written = write_disk(spec, large_threshold=threshold)
@@ -99,6 +102,24 @@ def timed(argv: list[str]) -> tuple[float, int]:
         return took, int(out.read().strip().splitlines()[-1])
 
 
+def check_image(image: Path, content: Path, work: Path) -> None:
+    """e2fsck the writer's ext4 and read the big files back with debugfs."""
+    check = subprocess.run(
+        ["e2fsck", "-fn", f"{image}?offset={MiB}"], capture_output=True, text=True
+    )
+    print(f"  e2fsck -fn on the writer's image: exit {check.returncode}")
+    for big in sorted((content / "var/lib/snapd/snaps").iterdir()):
+        dumped = work / "dumped"
+        rel = big.relative_to(content)
+        subprocess.run(
+            ["debugfs", "-R", f"dump /{rel} {dumped}", f"{image}?offset={MiB}"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        same = filecmp.cmp(big, dumped, shallow=False)
+        print(f"  /{rel} read back with debugfs dump: {'same' if same else 'DIFFERS'}")
+        dumped.unlink()
+
+
 def fresh(path: Path, size: int) -> None:
     path.unlink(missing_ok=True)
     with open(path, "wb") as f:
@@ -120,8 +141,10 @@ def main() -> int:
         size = part + 2 * MiB
         warm(content)
         print(f"content: {total / MB:.0f} MB; partition {part / MiB:.0f} MiB; runs {args.runs}")
-        results: dict[str, list[float]] = {"copy": [], "mkfs": [], "writer": [], "slow": []}
-        rss: dict[str, int] = {"writer": 0, "slow": 0, "mkfs": 0}
+        results: dict[str, list[float]] = {
+            "copy": [], "mkfs": [], "writer": [], "slow": [], "vfat": [], "vfat-mcopy": []
+        }  # fmt: skip
+        rss: dict[str, int] = {"writer": 0, "slow": 0, "mkfs": 0, "vfat": 0, "vfat-mcopy": 0}
         image = work / "disk.img"
         env_conf = work / "mke2fs.conf"
         sys.path.insert(0, str(REPO / "src"))
@@ -142,7 +165,11 @@ def main() -> int:
             )  # fmt: skip
             results["mkfs"].append(took)
             rss["mkfs"] = max(rss["mkfs"], peak)
-            for key, threshold in (("writer", "default"), ("slow", "none")):
+            variants = (
+                ("writer", "default", "ext4"), ("slow", "none", "ext4"),
+                ("vfat", "default", "vfat"), ("vfat-mcopy", "none", "vfat"),
+            )  # fmt: skip
+            for key, threshold, kind in variants:
                 image.unlink(missing_ok=True)
                 if threshold == "default":
                     from ucimage.image.ext4 import DEFAULT_LARGE_THRESHOLD
@@ -151,25 +178,12 @@ def main() -> int:
                 print(f"  run {run + 1} {key}:", file=sys.stderr)
                 took, peak = timed(
                     [sys.executable, "-c", WRITER, str(REPO / "src"), str(content), str(image),
-                     str(size), str(part), threshold]
+                     str(size), str(part), threshold, kind]
                 )  # fmt: skip
                 results[key].append(took)
                 rss[key] = max(rss[key], peak)
-            if run == 0:
-                check = subprocess.run(
-                    ["e2fsck", "-fn", f"{image}?offset={MiB}"], capture_output=True, text=True
-                )
-                print(f"  e2fsck -fn on the writer's image: exit {check.returncode}")
-                for big in sorted((content / "var/lib/snapd/snaps").iterdir()):
-                    dumped = work / "dumped"
-                    rel = big.relative_to(content)
-                    subprocess.run(
-                        ["debugfs", "-R", f"dump /{rel} {dumped}", f"{image}?offset={MiB}"],
-                        capture_output=True, check=True,
-                    )  # fmt: skip
-                    same = filecmp.cmp(big, dumped, shallow=False)
-                    print(f"  /{rel} read back with debugfs dump: {'same' if same else 'DIFFERS'}")
-                    dumped.unlink()
+                if key == "writer" and run == 0:
+                    check_image(image, content, work)
         med = {k: statistics.median(v) for k, v in results.items()}
         print()
         print(f"{'variant':<44} {'median s':>9} {'runs':>24} {'x copy':>7}")
@@ -178,6 +192,8 @@ def main() -> int:
             "mkfs": "mkfs.ext4 -d alone + sync",
             "writer": "ucimage write_disk (large files placed)",
             "slow": "ucimage write_disk, all files via mke2fs",
+            "vfat": "ucimage write_disk, vfat (large files placed)",
+            "vfat-mcopy": "ucimage write_disk, vfat, all files via mcopy",
         }
         for key, label in names.items():
             runs = " ".join(f"{t:.2f}" for t in results[key])
@@ -188,6 +204,7 @@ def main() -> int:
         print(
             f"peak RSS (process + tools): writer {rss['writer'] / 1024:.0f} MB, "
             f"writer all-mke2fs {rss['slow'] / 1024:.0f} MB, "
+            f"vfat {rss['vfat'] / 1024:.0f} MB, "
             f"mkfs.ext4 -d {rss['mkfs'] / 1024:.0f} MB (goal < 150 MB)"
         )
         print(f"this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
