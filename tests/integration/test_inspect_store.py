@@ -16,9 +16,11 @@ from tests.build_snaps import (
     MODEL_UC18,
     TRUSTED_FILES,
     model_uc20,
+    model_uc20_pi,
     sign_model,
     snaps_uc18,
     snaps_uc20,
+    snaps_uc20_pi,
 )
 from tests.integration.store_util import RunningStore, make_store, running_store
 from tests.integration.test_inspect_images import BuiltImage, flip_byte_of_file, sparse_copy
@@ -57,15 +59,17 @@ def images(
         for kind, headers, snaps, track in (
             ("uc18", MODEL_UC18, snaps_uc18, "18"),
             ("uc20", model_uc20("signed"), snaps_uc20, "20"),
+            ("uc20-pi", model_uc20_pi("signed"), snaps_uc20_pi, "20"),
         ):
             for snap in snaps(base / f"snaps-{kind}"):
-                channel = f"{track}/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+                tracked = ("pc", "pc-kernel", "pi", "pi-kernel")
+                channel = f"{track}/stable" if snap.stem in tracked else "stable"
                 push(store, snap, channel)
             model = sign_model(headers, base / f"{kind}.model")
             dest = base / kind
             args = ["snap", str(model), "--store", store.url, *trust_args(store), "-O", str(dest)]
             assert main([*args, "-q"]) == 0
-            out[kind] = dest / "pc.img"
+            (out[kind],) = dest.glob("*.img")
             out[f"{kind}-model"] = model
             out[f"{kind}-manifest"] = dest / "seed.manifest"
         yield out
@@ -159,3 +163,23 @@ def test_publisher_marks_follow_snaps_unicode_rule(
     assert rc == 0
     publishers = {line.split()[4] for line in out.splitlines()[1:]}
     assert publishers == {f"test-store{mark}"}  # auto: not a terminal, so ASCII like snap
+
+
+def test_uc20_pi_uboot_image(
+    store: RunningStore, images: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = inspect(capsys, "--verify", "--json", *trust_args(store), str(images["uc20-pi"]))
+    assert rc == 0, out + err
+    doc = json.loads(out)
+    assert doc["volumes"][0]["schema"] == "mbr" and doc["volumes"][0]["name"] == "pi"
+    seed = doc["seed"]
+    envs = {e["path"]: e for e in doc["bootenv"]}
+    sel = envs["/uboot/ubuntu/boot.sel"]
+    assert sel["format"] == "uboot" and sel["valid"] is True
+    assert sel["vars"] == {
+        "snapd_recovery_mode": "install",
+        "snapd_recovery_system": seed["system-label"],
+    }
+    assert [s["name"] for s in seed["snaps"]] == ["core20", "pi", "pi-kernel", "snapd"]
+    checks = [(c["kind"], c["status"]) for c in doc["verify"]["checks"] if c["kind"] == "bootenv"]
+    assert checks == [("bootenv", "ok")]

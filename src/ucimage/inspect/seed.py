@@ -398,11 +398,15 @@ def read_seed16(
 
 def _pick_system(reader: FilesystemReader, labels: list[str], problems: list[str]) -> str:
     """The recovery system the bootloader would start, else the newest one."""
-    from ucimage.inspect.bootenv import parse_grubenv
+    from ucimage.inspect.bootenv import parse_bootenv
 
-    for path in ("/EFI/ubuntu/grubenv",):
+    for path, fmt in (
+        ("/EFI/ubuntu/grubenv", "grubenv"),
+        ("/uboot/ubuntu/boot.sel", "uboot"),
+        ("/piboot/ubuntu/piboot.conf", "uboot"),
+    ):
         try:
-            env = parse_grubenv(reader.read_bytes(path))
+            env = parse_bootenv(fmt, reader.read_bytes(path))
         except (FileNotFoundError, UcimageError):
             continue
         wanted = env.variables.get("snapd_recovery_system", "")
