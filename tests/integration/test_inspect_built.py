@@ -228,3 +228,32 @@ def test_bootenv_uc20(built: dict[str, Any], capsys: pytest.CaptureFixture[str])
     assert envs["/EFI/ubuntu/grubenv"]["snapd_recovery_system"] == label
     assert envs["/EFI/ubuntu/grubenv"]["snapd_recovery_mode"] == "install"
     assert "snapd_recovery_kernel" in envs[f"/systems/{label}/grubenv"]
+
+
+def test_uc16_pi3_mbr_uboot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.build_snaps import MODEL_UC16_PI3, TRUSTED_FILES, sign_model, snaps_uc16_pi3
+
+    model = sign_model(MODEL_UC16_PI3, tmp_path / "pi3.model")
+    trusted = [arg for f in TRUSTED_FILES for arg in ("--trusted", str(f))]
+    args = ["snap", str(model), *trusted, "-O", str(tmp_path / "out"), "--offline", "-q"]
+    for snap in snaps_uc16_pi3(tmp_path / "snaps"):
+        args += ["--snap", str(snap)]
+    assert main(args) == 0
+    image = tmp_path / "out" / "pi3.img"
+    rc, out, err = inspect(capsys, "--verify", "--json", *trusted, str(image))
+    assert rc == 0, out + err
+    doc = json.loads(out)
+    assert doc["volumes"][0]["schema"] == "mbr"
+    assert [p["type"] for p in doc["partitions"]] == [
+        p["type"]
+        for p in sfdisk_json(image)["partitions"]  # type: ignore[index]
+    ]
+    (env,) = doc["bootenv"]
+    assert (env["path"], env["format"], env["valid"]) == ("/uboot.env", "uboot", True)
+    assert env["vars"]["snap_kernel"] == "pi2-kernel_x1.snap"
+    assert env["vars"]["snap_core"] == "core_x1.snap"
+    assert [s["name"] for s in doc["seed"]["snaps"]] == ["core", "pi2-kernel", "pi3"]
+    assert [s["notes"] for s in doc["seed"]["snaps"]] == ["core", "kernel", "gadget"]
+    bootenv = {c["subject"].rsplit(" ", 1)[1]: c["status"] for c in doc["verify"]["checks"]
+               if c["kind"] == "bootenv"}  # fmt: skip
+    assert bootenv == {"snap_kernel": "ok", "snap_core": "ok"}
