@@ -318,3 +318,15 @@ def test_truncated_image_reports_what_it_can(
     assert doc["bootenv"][0]["vars"]["snap_core"] == "core22_3.snap"  # the ESP is intact
     rc, _, err = run_cli(capsys, "--verify", str(image.path))
     assert rc == 1 and "nothing to verify: the image has no seed" in err
+
+
+def test_uc20_seed_on_ext4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = build_uc20_image(tmp_path, seed_fs="ext4")
+    doc = inspect_json(capsys, image.path)
+    assert doc["filesystems"][0]["type"] == "ext4"
+    assert doc["seed"]["layout"] == "uc20" and doc["seed"]["snap-list"] == UC16_SNAP_LIST
+    accept_all = lambda a: None  # noqa: E731
+    flip_byte_of_file(image, "/snaps/snapd_4.snap")  # an ext4 file: found with debugfs
+    report = inspect_image(image.path, tmp_path / "w", verify=True, checker=accept_all)
+    assert report.verify is not None
+    assert [c.subject for c in report.verify.failures] == ["snapd (/snaps/snapd_4.snap)"]

@@ -216,6 +216,7 @@ def build_uc20_image(
     *,
     extra_labels: tuple[str, ...] = (),
     recovery_system: str = SYSTEM_LABEL,
+    seed_fs: str = "vfat",
 ) -> BuiltImage:
     """A UC20+-style image: BIOS Boot and a vfat ubuntu-seed with snaps/ + systems/.
 
@@ -260,7 +261,10 @@ def build_uc20_image(
         f'start=2048, size=2048, type={BIOS_TYPE}, name="BIOS Boot"\n'
         f'start=4096, size=69632, type={ESP_TYPE}, name="ubuntu-seed"\n',
     )
-    put_vfat(image, 4096, 69632, "ubuntu-seed", tree)
+    if seed_fs == "ext4":  # some gadgets (imx) make ubuntu-seed ext4
+        put_ext4(image, 4096, 69632, "ubuntu-seed", tree)
+    else:
+        put_vfat(image, 4096, 69632, "ubuntu-seed", tree)
     return BuiltImage(image, "uc20", 2, 4096 * 512)
 
 
@@ -302,7 +306,8 @@ def sparse_copy(src: Path, dest: Path) -> Path:
 def flip_byte_of_file(image: BuiltImage, fs_path: str, offset_in_file: int = 1000) -> None:
     """Change one byte of the file *fs_path* inside the image, in place."""
     part_off = image.seed_offset
-    if image.layout == "uc16":
+    probe = sh("blkid", "-p", "-O", str(part_off), "-o", "export", image.path).decode()
+    if "TYPE=ext4" in probe.split():
         out = sh("debugfs", "-R", f"blocks {fs_path}", f"{image.path}?offset={part_off}")
         first_block = int(out.split()[0])
         pos = part_off + first_block * 4096 + offset_in_file
