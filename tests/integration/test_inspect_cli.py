@@ -19,6 +19,7 @@ from tests.integration.test_inspect_images import (
     build_uc20_image,
     flip_byte_of_file,
     sfdisk_json,
+    sh,
 )
 from ucimage.cli.main import main
 from ucimage.inspect import inspect_image
@@ -330,3 +331,16 @@ def test_uc20_seed_on_ext4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     report = inspect_image(image.path, tmp_path / "w", verify=True, checker=accept_all)
     assert report.verify is not None
     assert [c.subject for c in report.verify.failures] == ["snapd (/snaps/snapd_4.snap)"]
+
+
+def test_bare_filesystem_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writable.img without a partition table (e.g. a build's part image) still inspects."""
+    build_uc16_image(tmp_path)  # stages writable-tree
+    bare = tmp_path / "writable.img"
+    sh("mkfs.ext4", "-q", "-F", "-L", "writable", "-d", tmp_path / "writable-tree", bare, "16M")
+    doc = inspect_json(capsys, bare)
+    assert doc["volumes"][0]["schema"] == "none" and doc["partitions"] == []
+    assert [(f["partition"], f["type"], f["label"]) for f in doc["filesystems"]] == [
+        (0, "ext4", "writable")
+    ]
+    assert doc["seed"]["snap-list"] == UC16_SNAP_LIST
