@@ -344,3 +344,14 @@ def test_bare_filesystem_image(tmp_path: Path, capsys: pytest.CaptureFixture[str
         (0, "ext4", "writable")
     ]
     assert doc["seed"]["snap-list"] == UC16_SNAP_LIST
+
+
+def test_compressed_image_is_refused_with_a_hint(
+    images: dict[str, BuiltImage], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    packed = tmp_path / "pc.img.zst"
+    sh("zstd", "-q", "-1", images["uc16"].path, "-o", packed)
+    rc, _, err = run_cli(capsys, str(packed))
+    assert rc == 1
+    assert "is zstd-compressed, not a disk image" in err
+    assert f"hint: decompress it first: zstd -d {packed}" in err

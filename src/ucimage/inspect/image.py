@@ -167,6 +167,26 @@ def match_gadget_volume(
     return best, problems
 
 
+#: magic numbers of the compressed forms images travel in, and how to unpack them
+_COMPRESSED = (
+    (b"\x28\xb5\x2f\xfd", "zstd", "zstd -d"),
+    (b"\xfd7zXZ\x00", "xz", "xz -dk"),
+    (b"\x1f\x8b", "gzip", "gunzip -k"),
+    (b"BZh", "bzip2", "bunzip2 -k"),
+)
+
+
+def _refuse_compressed(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for magic, name, command in _COMPRESSED:
+        if head.startswith(magic):
+            raise InspectError(
+                f"{path} is {name}-compressed, not a disk image",
+                hint=f"decompress it first: {command} {path}",
+            )
+
+
 def inspect_image(
     image: str | os.PathLike[str],
     workdir: Path,
@@ -187,6 +207,7 @@ def inspect_image(
     if not path.is_file():
         raise InspectError(f"image {os.fspath(path)!r} does not exist or is not a file")
     started = time.monotonic()
+    _refuse_compressed(path)
     table = read_partition_table(path)
     problems = list(table.problems)
     filesystems: list[PartitionFilesystem] = []
