@@ -16,6 +16,13 @@ from ucimage.cli.main import main
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def _no_user_trusted_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the built-in roots and --trusted count, whatever the user configured."""
+    monkeypatch.setenv("UCIMAGE_TRUSTED_DIR", str(tmp_path / "no-trusted-roots"))
+
+
 WHEN = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 STAMP = "2024-01-01T00:00:00Z"
 

@@ -19,6 +19,13 @@ from ucimage.cli.main import main
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def _no_user_trusted_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the built-in roots and --trusted count, whatever the user configured."""
+    monkeypatch.setenv("UCIMAGE_TRUSTED_DIR", str(tmp_path / "no-trusted-roots"))
+
+
 TRUST_ARGS = [arg for f in TRUSTED for arg in ("--trusted", str(f))]
 
 
