@@ -2,7 +2,8 @@
 
 Stable API (import these names from ``ucimage.inspect``):
 
-``inspect_image(image, workdir, *, verify=False, trusted=(), checker=None) -> ImageReport``
+``inspect_image(image, workdir, *, verify=False, trusted=(), checker=None, with_snaps=True)``
+    returns an :class:`ImageReport`.
     Reads the partition table (own GPT/MBR parser, CRC-checked), probes each
     partition's filesystem by its superblock (ext2/3/4, vfat, squashfs), finds
     the seed (UC16/18 ``writable:/system-data/var/lib/snapd/seed``, UC20+
@@ -10,9 +11,15 @@ Stable API (import these names from ``ucimage.inspect``):
     (``debugfs`` / mtools; the caller deletes *workdir*), reads the boot
     environments (grubenv, u-boot env with CRC), and with ``verify`` checks
     every seed assertion against the trust database (built-in roots plus the
-    *trusted* files) and every asserted snap's SHA3-384 and size against its
-    snap-revision.  Raises :class:`InspectError` subclasses (bad image,
-    unreadable table, inconsistent seed).
+    *trusted* files), every asserted snap's SHA3-384 and size against its
+    snap-revision, the model's required snaps, and that the boot environment
+    is intact and names the seeded kernel/base (UC16/18) or recovery system
+    (UC20+).  *trusted* also names publishers that are trusted roots (a
+    self-hosted store's root account is not in the seed).  ``with_snaps=False``
+    reads only the assertions (what ``--model`` needs).  *checker* replaces the
+    trust database (tests).  Raises :class:`InspectError` subclasses (not a
+    file, compressed, unreadable table, inconsistent seed); a damaged
+    filesystem or table copy is a ``problems`` entry, not an error.
 
 ``ImageReport``: ``path, size, table`` (:class:`PartitionTable`), ``filesystems``,
 ``seed`` (:class:`Seed` or None: ``layout`` uc16|uc20, ``model`` assertion,
@@ -24,7 +31,12 @@ partition, the structure it was made from, matched by offset, name, label).
 ``render_text(report)``, ``to_json(report)`` (stable dict: ``format, image,
 volumes, partitions, filesystems, seed {model, snaps, snap-list, …}, bootenv,
 verify {ok, checks, failures}, problems``), ``snap_list(seed)`` (the device's
-``snap list`` table), ``known_model(seed)`` (bytes ``snap known model`` prints).
+``snap list`` table; ``unicode=False`` gives snap's ASCII marks), ``known_model(seed)``
+(the bytes ``snap known model`` prints).
+
+CLI: ``ucimage inspect IMAGE [--json | --model | --snap-list] [--verify] [--trusted FILE]...
+[--unicode always|never|auto]``; exit 1 when ``--verify`` finds a failure (each named
+on stderr).
 
 Lower level: :func:`read_partition_table`, :func:`probe_filesystem`,
 :func:`parse_grubenv`, :func:`parse_uboot_env`, ``ExtReader``/``VfatReader``
