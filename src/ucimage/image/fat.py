@@ -26,6 +26,7 @@ from ucimage.image.spec import ImageError
 _DIR_ENTRY = 32
 _ATTR_LFN = 0x0F
 _ATTR_DIR = 0x10
+_ATTR_VOLUME_ID = 0x08
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ class FatWriter:
                 continue
             long_name = "".join(lfn[k] for k in sorted(lfn))
             lfn = {}
+            if raw[11] & _ATTR_VOLUME_ID:
+                continue  # the volume label is not a file
             result.append((long_name, _short_name(raw), slot, raw))
         return result
 
