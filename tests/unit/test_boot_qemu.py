@@ -206,3 +206,16 @@ def test_cli_boot_missing_image(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["boot", str(tmp_path / "nope.img")]) == 1
     err = capsys.readouterr().err
     assert "error: image" in err and "hint:" in err
+
+
+def test_watcher_waits_for_the_whole_failure_line() -> None:
+    w = ConsoleWatcher(expect="MARKER")
+    w.feed(b"UCIMAGE-REFERENCE-FAIL:")
+    assert w.verdict is None  # the reason is still on its way
+    w.feed(b' base: cannot find signatures with metadata for snap "pc"\r\n')
+    assert w.verdict is not None
+    assert w.verdict[1].endswith('snap "pc"')
+    idle = ConsoleWatcher(expect="MARKER")
+    idle.feed(b"UCIMAGE-REFERENCE-FAIL: initramfs: no writable")
+    idle.idle()
+    assert idle.verdict is not None and "no writable" in idle.verdict[1]
