@@ -536,3 +536,16 @@ def test_vfat_large_files_placed_directly(tmp_path: Path, sector: int, size_mib:
     first = sha256(image)
     write_disk(spec)
     assert sha256(image) == first
+
+
+def test_vfat_times_before_1980_are_clamped(tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "f.txt").write_text("x")
+    spec = DiskSpec(
+        path=tmp_path / "x.img", size=48 * MiB, seed=b"t", timestamp=0,
+        partitions=(PartitionSpec(1, MiB, 40 * MiB, ESP_TYPE, "boot",
+                                  filesystem=FilesystemSpec("vfat", content=files)),),
+    )  # fmt: skip
+    write_disk(spec)
+    assert "1980-01-01" in mdir(tmp_path / "x.img", MiB)

@@ -22,11 +22,15 @@ _ARGS_PER_CALL = 200
 T = TypeVar("T")
 
 
+#: FAT dates start in 1980; mtools turns earlier times into 2098
+FAT_EPOCH = 315_532_800
+
+
 def mtools_env(timestamp: int) -> dict[str, str]:
     return {
         "MTOOLS_SKIP_CHECK": "1",
         "MTOOLSRC": "/dev/null",
-        "SOURCE_DATE_EPOCH": str(timestamp),
+        "SOURCE_DATE_EPOCH": str(max(timestamp, FAT_EPOCH)),
         "TZ": "UTC",
     }
 
