@@ -373,3 +373,31 @@ def test_image_size_option(
         "WARNING: ignoring image size smaller than minimum required size" in capsys.readouterr().out
     )
     assert (small / "pc.img").stat().st_size > 10 << 20
+
+
+def test_uc20_multi_volume_one_image_per_volume(
+    fixtures: dict[str, object], tmp_path: Path
+) -> None:
+    from tests.build_snaps import make_snap
+
+    gadget = make_snap(
+        tmp_path, "pi", "gadget", base="core20",
+        gadget_yaml="snapd-multivolume-uc20-bare-volume.yaml", bootloader="none",
+        extra={"uboot.conf": b"", "u-boot.imz": b"UBOOT" * 1000},
+    )  # fmt: skip
+    snaps = [s for s in fixtures["uc20pi"] if s.stem != "pi"] + [gadget]  # type: ignore[attr-defined]
+    out = tmp_path / "out"
+    assert build(fixtures["m20pi"], snaps, out) == 0  # type: ignore[arg-type]
+    assert sorted(p.name for p in out.glob("*.img")) == [
+        "frobinator-image.img",
+        "u-boot-frobinator.img",
+    ]
+    main_image = out / "frobinator-image.img"
+    parts = sfdisk(main_image)["partitions"]  # type: ignore[index]
+    assert [p["name"] for p in parts] == ["ubuntu-seed"]  # boot/save/data made at install
+    seed = extract(main_image, parts[0]["start"], parts[0]["size"], tmp_path / "seed")
+    fsck_ok(["e2fsck", "-fn", str(seed)])
+    assert "boot.sel" in debugfs_ls(seed, "/uboot/ubuntu")
+    assert "20231114" in debugfs_ls(seed, "/systems")
+    bare = (out / "u-boot-frobinator.img").read_bytes()
+    assert bare[24576 : 24576 + 5000] == b"UBOOT" * 1000
