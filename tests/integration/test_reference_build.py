@@ -17,7 +17,7 @@ from ucimage.reference.build import (
     build,
     plan_build,
 )
-from ucimage.reference.chain import ChainPaths, Ucimage, init_store, store_server
+from ucimage.reference.chain import ChainError, ChainPaths, Ucimage, init_store, store_server
 from ucimage.reference.debian import DebianPackageError, resolve
 from ucimage.reference.publish import push_reference_snaps
 from ucimage.run import which
@@ -123,3 +123,11 @@ def test_push_reference_snaps_releases_to_uc18_channels(
     for name in ("pc", "pc-kernel", "core18", "snapd"):
         assert f'"{name}"' in text
     assert "18/stable" in text and "latest/stable" in text
+
+
+def test_store_server_that_cannot_start_is_an_error(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ChainError, match="store server did not start"),
+        store_server(Ucimage(), tmp_path / "not-a-store", timeout=30),
+    ):
+        pass

@@ -190,13 +190,20 @@ def store_server(ucimage: Ucimage, store_dir: Path, timeout: float = 30) -> Iter
     try:
         url = None
         deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        seen = b""
         while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline().decode("utf-8", "replace")
-            if not line:
+            if not sel.select(timeout=max(0.0, min(0.5, deadline - time.monotonic()))):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
                 break
-            m = re.search(r"http://127\.0\.0\.1:\d+", line)
+            seen += chunk
+            m = re.search(rb"http://127\.0\.0\.1:\d+", seen)
             if m:
-                url = m.group(0)
+                url = m.group(0).decode()
+        sel.close()
         if url is None:
             proc.kill()
             err = proc.stderr.read().decode("utf-8", "replace").strip()
