@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ucimage.inspect.render import tabulate
-from ucimage.inspect.seed import notes_for, tracking_channel
+from ucimage.inspect.seed import notes_for, resolve_pinned, tracking_channel
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,20 @@ def test_tabulate_is_go_tabwriter_5_3_2() -> None:
     )
     assert tabulate([["a", "b"]]) == "a    b\n"
     assert tabulate([]) == ""
+
+
+@pytest.mark.parametrize(
+    ("track", "channel", "resolved"),
+    [
+        ("", "stable", "stable"),
+        ("18", "", "18"),
+        ("18", "stable", "18/stable"),
+        ("18", "edge/fix", "18/edge/fix"),
+        ("18", "18/beta", "18/beta"),
+        ("18", "18", "18"),
+        ("18", "20/stable", "18"),  # pinned-track switch: snapd falls back to the track
+    ],
+)
+def test_resolve_pinned_track(track: str, channel: str, resolved: str) -> None:
+    assert resolve_pinned(track, channel) == resolved
+    assert tracking_channel(resolved).startswith((track or "latest") + "/")

@@ -154,3 +154,16 @@ def test_fuzzed_seed_yaml_never_crashes(
     except UcimageError:
         return
     assert seed is not None
+
+
+def test_model_pinned_track_resolves_the_channel(tmp_path: Path) -> None:
+    from tests.build_snaps import MODEL_UC18, sign_model
+
+    root = seed16(tmp_path / "fs", GOOD.replace("channel: 22", "channel: stable"))
+    adir = root / SEED16_DIR.lstrip("/") / "assertions"
+    (adir / "stub-pc.model").unlink()
+    sign_model({**MODEL_UC18, "gadget": "pc=22"}, adir / "model")
+    seed = read_seed(DirReader(root), 3, tmp_path / "work")
+    assert seed is not None
+    rows = {s.name: s for s in seed.snaps}
+    assert (rows["pc"].channel, rows["pc"].tracking) == ("22/stable", "22/stable")

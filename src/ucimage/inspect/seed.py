@@ -96,6 +96,33 @@ def tracking_channel(channel: str) -> str:
     return full
 
 
+def resolve_pinned(track: str, channel: str) -> str:
+    """snapd's ``channel.ResolvePinned``: a model's ``name=track`` pins the track.
+
+    On a pinned-track conflict snapd's seeding falls back to the track itself.
+    """
+    if not track:
+        return channel
+    if not channel:
+        return track
+    if channel.split("/", 1)[0] in RISKS:
+        return f"{track}/{channel}"
+    if channel != track and not channel.startswith(track + "/"):
+        return track
+    return channel
+
+
+def model_pinned_tracks(model: Assertion) -> dict[str, str]:
+    """``{snap: track}`` from UC16/18 model headers like ``kernel: pc-kernel=18``."""
+    pinned: dict[str, str] = {}
+    for header in ("gadget", "kernel"):
+        value = model.header(header)
+        if isinstance(value, str) and "=" in value:
+            name, track = value.split("=", 1)
+            pinned[name] = track
+    return pinned
+
+
 def notes_for(snap_type: str, *, devmode: bool, classic: bool, private: bool) -> str:
     """The Notes column (snapd ``cmd/snap/notes.go`` order)."""
     notes = []
@@ -350,6 +377,7 @@ def read_seed16(
         items.extend((label, a) for a in _decode_file(f, problems, label))
     index = _Index(items, trusted)
     model = _one_model(index.models(), f"{SEED16_DIR}/assertions", problems)
+    pinned = model_pinned_tracks(model)
     rows = []
     seen: set[str] = set()
     for entry in entries:
@@ -379,8 +407,10 @@ def read_seed16(
             continue
         if not candidate.local_path.is_file():
             problems.append(f"snap {name}: {candidate.fs_path} is missing")
-        elif not candidate.unasserted and not candidate.channel:
-            candidate.channel = "stable"
+        elif not candidate.unasserted:
+            # seeding resolves the channel against the model's pinned track (seed16.go)
+            candidate.channel = resolve_pinned(pinned.get(name, ""), candidate.channel)
+            candidate.channel = candidate.channel or "stable"
         rows.append(_snap_row(candidate, index, problems, by_digest=True))
     if with_snaps:
         _check_model_snaps(model, rows, problems)
