@@ -549,3 +549,17 @@ def test_vfat_times_before_1980_are_clamped(tmp_path: Path) -> None:
     )  # fmt: skip
     write_disk(spec)
     assert "1980-01-01" in mdir(tmp_path / "x.img", MiB)
+
+
+@pytest.mark.parametrize(
+    ("offset", "size", "table"),
+    [(0, 447, "MBR partition table"), (1024, 10, "primary GPT"), (40 * MiB - 512, 4, "backup GPT")],
+)
+def test_raw_content_may_not_overwrite_tables(
+    tmp_path: Path, offset: int, size: int, table: str
+) -> None:
+    spec = DiskSpec(
+        path=tmp_path / "x.img", size=40 * MiB, raw_writes=(RawWrite(offset, data=b"x" * size),)
+    )
+    with pytest.raises(ImageError, match=f"overlaps the {table}"):
+        write_disk(spec)

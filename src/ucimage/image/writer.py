@@ -24,7 +24,7 @@ from ucimage.image import ext4, vfat
 from ucimage.image.bmap import write_bmap
 from ucimage.image.content import StagedTree, stage
 from ucimage.image.determinism import derive_u32, derive_uuid
-from ucimage.image.partition_table import TableEntry, write_gpt, write_mbr
+from ucimage.image.partition_table import TableEntry, gpt_usable_range, write_gpt, write_mbr
 from ucimage.image.spec import DiskSpec, ImageError, PartitionSpec, RawWrite
 from ucimage.run import run
 
@@ -149,6 +149,17 @@ def _raw_size(raw: RawWrite) -> int:
         raise ImageError(f"cannot read {raw.what or raw.source}: {exc}") from exc
 
 
+def _table_areas(spec: DiskSpec) -> list[tuple[int, int, str]]:
+    """Byte ranges raw content must leave alone: the MBR entries, the GPT areas."""
+    areas = [(446, 512, "MBR partition table")]
+    if spec.schema == "gpt":
+        ss = spec.sector_size
+        first, last = gpt_usable_range(spec.size // ss, ss)
+        areas.append((ss, first * ss, "primary GPT"))
+        areas.append(((last + 1) * ss, spec.size, "backup GPT"))
+    return areas
+
+
 def write_disk(
     spec: DiskSpec,
     *,
@@ -168,6 +179,13 @@ def write_disk(
             )
         if raw.offset + size > spec.size:
             raise ImageError(f"{raw.what or 'raw content'} runs past the end of the image")
+        for start, end, table in _table_areas(spec):
+            if raw.offset < end and raw.offset + size > start:
+                raise ImageError(
+                    f"{raw.what or 'raw content'} (bytes {raw.offset}-{raw.offset + size - 1}) "
+                    f"overlaps the {table} (bytes {start}-{end - 1})",
+                    hint="move the structure or shrink its content; the table is written first",
+                )
     steps: list[tuple[str, float]] = []
     spec.path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ucimage-disk-", dir=workdir) as tmp:
