@@ -161,3 +161,17 @@ def test_grown_snap_fails_the_size_check(
         "size 4097 does not match snap-revision 1 (snap-size 4096)"
     ]
     assert "no snap-revision assertion matches the digest" in out  # listed under Problems
+
+
+def test_missing_declaration_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = build_uc16_image(
+        tmp_path, mutate=lambda seed: (seed / "assertions" / "pc.snap-declaration").unlink()
+    )
+    rc, out, err = verify(capsys, image.path)
+    assert "verification failed: " in err and "pc (" in err
+    assert rc == 1
+    fails = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    # the snap has no declaration, and its snap-revision's chain misses it too
+    assert any(f.startswith("  FAIL snap pc (") and "no snap-declaration" in f for f in fails)
+    assert any(f.startswith("  FAIL assertion snap-revision") for f in fails)
+    assert "snap pc: no snap-declaration in the seed" in out
