@@ -238,6 +238,30 @@ def test_uc20_dangerous_store_plus_local_file(
     assert (out / "seed.manifest").read_text() == "core20 1\npc 1\npc-kernel 1\nsnapd 1\n"
 
 
+def test_local_file_known_to_the_store_is_asserted(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    snaps = snaps_uc18(tmp_path / "snaps")
+    for snap in snaps:
+        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    kernel = next(s for s in snaps if s.stem == "pc-kernel")
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert (
+        build_from_store(url, root, model, out, "--snap", str(kernel), "--seed", quiet=False) == 0
+    )
+    seed = out / "image/var/lib/snapd/seed"
+    seed_yaml = (seed / "seed.yaml").read_text()
+    assert "- name: pc-kernel\n  snap-id: " in seed_yaml
+    assert "file: pc-kernel_1.snap" in seed_yaml and "unasserted" not in seed_yaml
+    assert (seed / "snaps/pc-kernel_1.snap").read_bytes() == kernel.read_bytes()
+    assert sum(p.name.endswith(".snap-revision") for p in (seed / "assertions").iterdir()) == 5
+    assert (out / "snaps.manifest").read_text() == "core18 1\npc-kernel 1\n"
+
+
 def test_missing_snap_is_named(
     store: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -189,6 +189,71 @@ def _fetch_store(build: ImageBuild, snaps: list[PlannedSnap]) -> dict[str, dict[
     return out
 
 
+def _assert_local_snaps(build: ImageBuild, entries: list[dict[str, Any]]) -> None:
+    """Like snapd: a local file the store knows (by digest) becomes an asserted snap.
+
+    Only with an explicit ``--store`` (not offline): digests are computed in
+    parallel threads (hashlib releases the GIL), then one assertion look-up per
+    file; unknown files stay unasserted.
+    """
+    if not entries or build.opts.offline or not build.opts.store:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ucimage.assertions import Database, Ref
+    from ucimage.assertions.errors import AssertionNotFoundError
+    from ucimage.build.trust import read_assertions
+    from ucimage.snaps import digest_file
+    from ucimage.store.client import ResolvedSnap
+
+    with ThreadPoolExecutor(max_workers=min(4, len(entries))) as pool:
+        digests = list(pool.map(lambda e: digest_file(e["path"]), entries))
+    trusted = [a for path in build.opts.trusted for a in read_assertions(path)]
+    db = Database(extra_trusted=trusted)
+    adir = build.workdir / "assertions"
+    adir.mkdir(exist_ok=True)
+    with _client(build) as client:
+        for entry, (hex_digest, b64, size) in zip(entries, digests, strict=True):
+            try:
+                rev = client.get_assertion(Ref("snap-revision", (b64, "global-upload")))
+            except AssertionNotFoundError:
+                continue
+            except UcimageError as exc:
+                build.progress.warning(f"cannot look up {entry['name']} in the store: {exc}")
+                continue
+            resolved = ResolvedSnap(
+                name=entry["name"],
+                snap_id=str(rev.header("snap-id")),
+                revision=int(rev.header("snap-revision")),
+                url="",
+                sha3_384=hex_digest,
+                size=size,
+            )
+            try:
+                chain = client.fetch_assertions(resolved, db)
+                client.verify(resolved, Path(entry["path"]), db)
+            except UcimageError as exc:
+                raise SnapSourceError(
+                    f"local snap {entry['path']} is known to the store but does not verify: {exc}",
+                    hint=getattr(exc, "hint", None),
+                ) from exc
+            saved = []
+            for a in chain:
+                path = adir / (",".join(a.primary_key) + "." + a.type)
+                path.write_bytes(a.encode())
+                saved.append(
+                    {"type": a.type, "primary_key": list(a.primary_key), "file": str(path)}
+                )
+            model_snap = build.info.find(entry["name"])
+            entry.update(
+                revision=resolved.revision,
+                snap_id=resolved.snap_id,
+                assertions=saved,
+                channel=model_snap.default_channel if model_snap else "stable",
+            )
+            build.progress.info(f"local snap {entry['name']} is revision {resolved.revision}")
+
+
 def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]:
     from ucimage.snaps import SnapFile
 
@@ -231,6 +296,8 @@ def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]
                 f"{model_snap.type} snap"
             )
         out.append(entry)
+    if not problems:
+        _assert_local_snaps(build, [e for e in out if e["revision"] is None])
     if problems:
         raise SnapSourceError(
             "cannot get the snaps the image needs: " + "; ".join(problems),
