@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import lzma
 import stat
 import subprocess
 from pathlib import Path
@@ -13,7 +14,14 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from ucimage.reference.build import SNAP_NAMES, read_module_list, repo_reference_dir
+from ucimage.reference.build import (
+    SNAP_NAMES,
+    ReferenceBuildError,
+    find_modules,
+    module_bytes,
+    read_module_list,
+    repo_reference_dir,
+)
 from ucimage.reference.chain import model_json_text, read_seed_manifest
 from ucimage.reference.console import ConsoleParseError, parse_device_report
 from ucimage.reference.cpio import CpioEntry, gzip_initramfs, write_newc
@@ -201,3 +209,28 @@ def test_demo_checks_the_device_report(tmp_path: Path, capsys: pytest.CaptureFix
     assert "DIFFER" in capsys.readouterr().out
     log.write_text("nothing")
     assert not demo.show_device(log)
+
+
+def test_find_modules_handles_compressed_and_builtin(tmp_path: Path) -> None:
+    release = "9.9.9-test"
+    image = tmp_path / "image"
+    mods = tmp_path / "modules"  # Ubuntu ships modules in a second package
+    kdir = mods / "lib" / "modules" / release / "kernel"
+    (kdir / "fs" / "squashfs").mkdir(parents=True)
+    (kdir / "fs" / "squashfs" / "squashfs.ko.xz").write_bytes(lzma.compress(b"\x7fELF squashfs"))
+    (kdir / "drivers" / "block").mkdir(parents=True)
+    (kdir / "drivers" / "block" / "loop.ko").write_bytes(b"\x7fELF loop")
+    builtin = image / "lib" / "modules" / release / "modules.builtin"
+    builtin.parent.mkdir(parents=True)
+    builtin.write_text("kernel/fs/ext4/ext4.ko\n")
+    wanted = ("fs/ext4/ext4.ko", "fs/squashfs/squashfs.ko", "drivers/block/loop.ko")
+    found = find_modules([image, mods], release, wanted)
+    assert [(m.name, m.path is None, m.compression) for m in found] == [
+        ("fs/ext4/ext4.ko", True, ""),
+        ("fs/squashfs/squashfs.ko", False, "xz"),
+        ("drivers/block/loop.ko", False, ""),
+    ]
+    assert module_bytes(found[1]) == b"\x7fELF squashfs"
+    assert module_bytes(found[2]) == b"\x7fELF loop"
+    with pytest.raises(ReferenceBuildError, match=r"neither a file nor a built-in for: x/y\.ko"):
+        find_modules([image, mods], release, ("x/y.ko",))

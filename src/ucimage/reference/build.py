@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import lzma
 import os
 import shutil
 import time
@@ -86,6 +87,16 @@ GRUB_EFI_PREFIX = "/EFI/ubuntu"
 CORE_IMG_REST_LBA = 2049
 
 
+#: kernel meta-packages tried in order, with the prefix of the package holding
+#: the modules when they are not in the kernel image package
+KERNEL_FLAVOURS: tuple[tuple[str, str | None], ...] = (
+    ("linux-image-amd64", None),  # Debian
+    ("linux-image-generic", "linux-modules-"),  # Ubuntu
+)
+#: module file suffixes we can load (busybox insmod needs them decompressed)
+MODULE_SUFFIXES: tuple[str, ...] = ("", ".xz", ".zst")
+
+
 class ReferenceBuildError(UcimageError):
     """The reference platform cannot be built."""
 
@@ -112,6 +123,7 @@ class ReferencePlan:
     out_dir: Path
     cache_dir: Path
     kernel: DebianPackage
+    kernel_modules: DebianPackage | None  # Ubuntu ships modules apart (linux-modules-*)
     busybox: DebianPackage
     grub_pc: DebianPackage
     grub_efi: DebianPackage
@@ -180,20 +192,25 @@ def plan_build(
             )
     for tool in ("apt-get", "apt-cache", "dpkg-deb", "grub-mkimage", "mksquashfs"):
         require_tool(tool)
-    wanted = ["linux-image-amd64", "busybox-static", "grub-pc-bin", "grub-efi-amd64-bin"]
-    try:
-        found = debian.resolve_many(wanted)
-    except debian.DebianPackageError:
-        if not (apt_update and os.geteuid() == 0):
-            raise
-        log.warning("apt knows none of %s: running apt-get update", ", ".join(wanted))
+    tools = ["busybox-static", "grub-pc-bin", "grub-efi-amd64-bin"]
+    metas = [meta for meta, _ in KERNEL_FLAVOURS]
+    found = debian.resolve_available([*metas, *tools])
+    incomplete = bool(set(tools) - set(found)) or not set(metas) & set(found)
+    if incomplete and apt_update and os.geteuid() == 0:
+        log.warning("apt lacks some reference packages: running apt-get update")
         run(["apt-get", "update", "-qq"], timeout=600)
-        found = debian.resolve_many(wanted)
-    kernel_name = debian.metapackage_target(
-        found["linux-image-amd64"][1], "linux-image-", "linux-image-amd64"
-    )
-    kernel = debian.resolve(kernel_name)
+        found = debian.resolve_available([*metas, *tools])
+    debian.resolve_many([t for t in tools if t not in found])  # raises for unknown tools
+    flavour = next(((m, mods) for m, mods in KERNEL_FLAVOURS if m in found), None)
+    if flavour is None:
+        raise debian.DebianPackageError(
+            f"apt knows none of the kernel meta-packages {', '.join(metas)}",
+            hint="run 'apt-get update' (as root) on Debian or Ubuntu",
+        )
+    meta, modules_prefix = flavour
+    kernel = debian.resolve(debian.metapackage_target(found[meta][1], "linux-image-", meta))
     release = kernel.name.removeprefix("linux-image-")
+    kernel_modules = debian.resolve(modules_prefix + release) if modules_prefix else None
     busybox = found["busybox-static"][0]
     grub_pc = found["grub-pc-bin"][0]
     grub_efi = found["grub-efi-amd64-bin"][0]
@@ -210,6 +227,7 @@ def plan_build(
         out_dir=out_dir.resolve(),
         cache_dir=(cache_dir or cache_home() / "reference").resolve(),
         kernel=kernel,
+        kernel_modules=kernel_modules,
         busybox=busybox,
         grub_pc=grub_pc,
         grub_efi=grub_efi,
@@ -248,8 +266,68 @@ def _kernel_keep(plan: ReferencePlan) -> list[str]:
     return [
         f"boot/vmlinuz-{rel}",
         f"boot/config-{rel}",
-        *(f"lib/modules/{rel}/kernel/{m}" for m in plan.modules),
+        f"lib/modules/{rel}/modules.builtin",
+        *(
+            f"lib/modules/{rel}/kernel/{m}{suffix}"
+            for m in plan.modules
+            for suffix in MODULE_SUFFIXES
+        ),
     ]
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    """Where a module of modules.list comes from: a file, or built into the kernel."""
+
+    name: str  # as in modules.list, e.g. fs/ext4/ext4.ko
+    path: Path | None  # None: built in, nothing to load
+    compression: str = ""  # "", "xz" or "zst"
+
+
+def find_modules(trees: list[Path], release: str, modules: tuple[str, ...]) -> list[ModuleSource]:
+    """Locate each module in the unpacked kernel packages (.ko, .ko.xz, .ko.zst or built in)."""
+    builtin: set[str] = set()
+    for tree in trees:
+        listing = tree / "lib" / "modules" / release / "modules.builtin"
+        if listing.is_file():
+            builtin.update(
+                line.strip().removeprefix("kernel/") for line in listing.read_text().splitlines()
+            )
+    found: list[ModuleSource] = []
+    missing: list[str] = []
+    for module in modules:
+        source: ModuleSource | None = None
+        for tree in trees:
+            base = tree / "lib" / "modules" / release / "kernel" / module
+            for suffix in MODULE_SUFFIXES:
+                candidate = base.with_name(base.name + suffix)
+                if candidate.is_file():
+                    source = ModuleSource(module, candidate, suffix.lstrip("."))
+                    break
+            if source:
+                break
+        if source is None and module in builtin:
+            source = ModuleSource(module, None)
+        if source is None:
+            missing.append(module)
+        else:
+            found.append(source)
+    if missing:
+        raise ReferenceBuildError(
+            f"kernel {release} has neither a file nor a built-in for: {', '.join(missing)}",
+            hint="update reference/pc-kernel/modules.list for this kernel",
+        )
+    return found
+
+
+def module_bytes(source: ModuleSource) -> bytes:
+    """The module as busybox insmod needs it: uncompressed."""
+    assert source.path is not None
+    if source.compression == "xz":
+        return lzma.decompress(source.path.read_bytes())
+    if source.compression == "zst":
+        return run(["zstd", "-dc", source.path]).stdout
+    return source.path.read_bytes()
 
 
 def _write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
@@ -269,8 +347,13 @@ def _snap_yaml(plan: ReferencePlan, name: str) -> str:
     return text.replace("@VERSION@", plan.versions.get(name, ""))
 
 
-def build_initramfs(plan: ReferencePlan, kernel_tree: Path, busybox_tree: Path, dest: Path) -> None:
-    """gzip'd newc initramfs: busybox, ``/init`` and the modules in load order."""
+def build_initramfs(
+    plan: ReferencePlan, kernel_trees: list[Path], busybox_tree: Path, dest: Path
+) -> None:
+    """gzip'd newc initramfs: busybox, ``/init`` and the modules in load order.
+
+    Modules built into the kernel are left out of ``load.list``.
+    """
     root = dest.parent / "initramfs-root"
     if root.exists():
         shutil.rmtree(root)
@@ -281,19 +364,11 @@ def build_initramfs(plan: ReferencePlan, kernel_tree: Path, busybox_tree: Path, 
         (root / d).mkdir()
     shutil.copy2(plan.sources / "pc-kernel" / "initramfs" / "init", root / "init")
     (root / "init").chmod(0o755)
-    moddir = kernel_tree / "lib" / "modules" / plan.kernel_release / "kernel"
-    missing = [m for m in plan.modules if not (moddir / m).is_file()]
-    if missing:
-        raise ReferenceBuildError(
-            f"kernel {plan.kernel.name} {plan.kernel.version} lacks modules: {', '.join(missing)}",
-            hint="update reference/pc-kernel/modules.list for this kernel "
-            "(Debian kernels newer than 6.1 ship .ko.xz)",
-        )
-    for m in plan.modules:
-        target = root / "lib" / "modules" / m
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(moddir / m, target)
-    _write(root / "lib" / "modules" / "load.list", "".join(f"{m}\n" for m in plan.modules))
+    sources = find_modules(kernel_trees, plan.kernel_release, plan.modules)
+    loaded = [src for src in sources if src.path is not None]
+    for src in loaded:
+        _write(root / "lib" / "modules" / src.name, module_bytes(src))
+    _write(root / "lib" / "modules" / "load.list", "".join(f"{m.name}\n" for m in loaded))
     _write(dest, gzip_initramfs(root, plan.source_date_epoch))
     shutil.rmtree(root)
 
@@ -385,7 +460,8 @@ def stage(plan: ReferencePlan, trees: dict[str, Path], work: Path) -> dict[str, 
     _write(k / "meta" / "snap.yaml", _snap_yaml(plan, "pc-kernel"))
     shutil.copy2(trees["kernel"] / "boot" / f"vmlinuz-{plan.kernel_release}", k / "kernel.img")
     (k / "kernel.img").chmod(0o644)
-    build_initramfs(plan, trees["kernel"], trees["busybox"], k / "initrd.img")
+    kernel_trees = [trees["kernel"]] + ([trees["modules"]] if "modules" in trees else [])
+    build_initramfs(plan, kernel_trees, trees["busybox"], k / "initrd.img")
     # base
     b = dirs["core18"]
     _write(b / "meta" / "snap.yaml", _snap_yaml(plan, "core18"))
@@ -415,13 +491,15 @@ def build(plan: ReferencePlan, progress: Callable[[str], None] | None = None) ->
         "grub-pc": plan.grub_pc,
         "grub-efi": plan.grub_efi,
     }
+    if plan.kernel_modules is not None:
+        packages["modules"] = plan.kernel_modules
     with steps.step("fetch", f"Debian packages into {debs}"):
         for pkg in packages.values():
             debian.download(pkg, debs)
     trees: dict[str, Path] = {}
     with steps.step("unpack", "dpkg-deb -x (cached)"):
         for key, pkg in packages.items():
-            keep = _kernel_keep(plan) if key == "kernel" else None
+            keep = _kernel_keep(plan) if key in ("kernel", "modules") else None
             trees[key] = _unpacked(plan, pkg, keep)
     work = plan.out_dir / ".work"
     with steps.step("stage", "initramfs, GRUB images and snap directories"):

@@ -72,10 +72,10 @@ def _first_stanza(text: str) -> dict[str, str]:
     return stanzas[0] if stanzas else {}
 
 
-def resolve_many(names: Sequence[str]) -> dict[str, tuple[DebianPackage, str]]:
-    """Candidate versions of *names* from the local apt metadata, in one apt-cache call.
+def resolve_available(names: Sequence[str]) -> dict[str, tuple[DebianPackage, str]]:
+    """Candidate versions of those of *names* apt knows, in one apt-cache call.
 
-    Returns name -> (package, its Depends field).
+    Returns name -> (package, its Depends field); unknown names are left out.
     """
     proc = run(["apt-cache", "show", "--no-all-versions", *names], check=False)
     found: dict[str, tuple[DebianPackage, str]] = {}
@@ -84,6 +84,12 @@ def resolve_many(names: Sequence[str]) -> dict[str, tuple[DebianPackage, str]]:
         if name in names and name not in found and "Version" in fields:
             pkg = DebianPackage(name, fields["Version"], fields.get("Architecture", "amd64"))
             found[name] = (pkg, fields.get("Depends", ""))
+    return found
+
+
+def resolve_many(names: Sequence[str]) -> dict[str, tuple[DebianPackage, str]]:
+    """Like :func:`resolve_available`, but every name must be known."""
+    found = resolve_available(names)
     missing = [n for n in names if n not in found]
     if missing:
         raise DebianPackageError(
