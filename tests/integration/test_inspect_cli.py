@@ -127,6 +127,11 @@ def test_json_uc20(images: dict[str, BuiltImage], capsys: pytest.CaptureFixture[
     doc = inspect_json(capsys, images["uc20"].path)
     seed = doc["seed"]
     assert (seed["layout"], seed["system-label"]) == ("uc20", SYSTEM_LABEL)
+    # the stub store's gadget wants ubuntu-seed at 1 MiB, 1200 MiB big: this fixture differs
+    assert doc["problems"][:2] == [
+        "partition 2 (ubuntu-seed) starts at byte 2097152, gadget.yaml says 1048576",
+        "partition 2 (ubuntu-seed) is 35651584 bytes, gadget.yaml needs at least 1258291200",
+    ]
     assert seed["directory"] == f"/systems/{SYSTEM_LABEL}"
     snaps = {s["name"]: s for s in seed["snaps"]}
     assert snaps["pc"]["file"] == "/snaps/pc_1.snap"

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ucimage.assertions import builtin_trusted, configured_trusted, load_assertion_files
 from ucimage.errors import UcimageError
@@ -15,7 +16,7 @@ from ucimage.inspect.bootenv import BOOTENV_PATHS, BootEnv, parse_bootenv
 from ucimage.inspect.errors import FilesystemReadError, InspectError
 from ucimage.inspect.filesystems import Filesystem, probe_filesystem
 from ucimage.inspect.fsread import FilesystemReader, reader_for
-from ucimage.inspect.partitions import PartitionTable, read_partition_table
+from ucimage.inspect.partitions import Partition, PartitionTable, read_partition_table
 from ucimage.inspect.seed import Seed, read_seed
 from ucimage.inspect.verify import (
     AssertionChecker,
@@ -125,11 +126,14 @@ def match_gadget_volume(
     except UcimageError as exc:
         return None, [f"cannot read the gadget.yaml of {gadget.name}: {exc.message}"]
     labels = {pf.partition: pf.filesystem.label for pf in filesystems}
+    fs_types = {pf.partition: pf.filesystem.type for pf in filesystems}
     best: GadgetVolume | None = None
     best_score = -1
+    best_differences: list[str] = []
     for volume in info.volumes.values():
         structs = [st for st in volume.structures if st.is_partition]
         matched: list[GadgetStructure] = []
+        differences: list[str] = []
         for p in table.partitions:
             found = next(
                 (
@@ -149,8 +153,12 @@ def match_gadget_volume(
                         p.number, found.name, found.role, found.filesystem or "", found.label or ""
                     )
                 )
+                differences.extend(
+                    _structure_differences(p, found, table.scheme, fs_types.get(p.number), labels)
+                )
         if len(matched) > best_score:
             best_score = len(matched)
+            best_differences = differences
             best = GadgetVolume(
                 volume.name,
                 volume.bootloader or "",
@@ -158,13 +166,47 @@ def match_gadget_volume(
                 gadget.name,
                 tuple(matched),
             )
-    problems = []
+    problems = list(best_differences)
     if best is not None and best_score < len(table.partitions):
         problems.append(
             f"only {best_score} of {len(table.partitions)} partitions match a structure of "
             f"gadget volume {best.name!r}"
         )
     return best, problems
+
+
+def _structure_differences(
+    p: Partition,
+    st: Any,
+    scheme: str,
+    fs_type: str | None,
+    labels: dict[int, str],
+) -> list[str]:
+    """Where partition *p* differs from the gadget structure *st* it was made from."""
+    where = f"partition {p.number} ({st.name or st.role or 'unnamed'})"
+    out = []
+    if st.offset is not None and st.offset != p.offset:
+        out.append(f"{where} starts at byte {p.offset}, gadget.yaml says {st.offset}")
+    if st.min_size and p.size_bytes < st.min_size:
+        out.append(f"{where} is {p.size_bytes} bytes, gadget.yaml needs at least {st.min_size}")
+    want_type = st.type.for_schema(scheme)
+    if want_type is not None:
+        same = (
+            int(want_type, 16) == int(p.type, 16)
+            if scheme == "mbr"
+            else want_type.upper() == p.type.upper()
+        )
+        if not same:
+            out.append(f"{where} has type {p.type}, gadget.yaml says {want_type}")
+    if st.filesystem:
+        want_fs = "vfat" if st.filesystem.startswith("vfat") else st.filesystem
+        if fs_type != want_fs:
+            out.append(f"{where} holds {fs_type or 'no filesystem'}, gadget.yaml says {want_fs}")
+        elif st.label and labels.get(p.number, "").casefold() != st.label.casefold():
+            out.append(
+                f"{where} has label {labels.get(p.number, '')!r}, gadget.yaml says {st.label!r}"
+            )
+    return out
 
 
 #: magic numbers of the compressed forms images travel in, and how to unpack them
