@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import itertools
+import mmap
 import os
 import struct
 import sys
@@ -94,8 +95,15 @@ class FatWriter:
         if self.g.bits == 12:
             raise ImageError("FAT12 is not supported for direct data placement")
         size = self.g.fat_sectors * self.g.bytes_per_sector
-        self.fat = bytearray(os.pread(fd, size, self.g.fat_start))
+        # the first FAT, mapped: only the pages we touch use memory, whatever its size
+        delta = self.g.fat_start % mmap.ALLOCATIONGRANULARITY
+        self._map = mmap.mmap(fd, size + delta, offset=self.g.fat_start - delta)
+        self.fat = memoryview(self._map)[delta : delta + size]
         self._next_free = 2
+
+    def close(self) -> None:
+        self.fat.release()
+        self._map.close()
 
     def entry(self, cluster: int) -> int:
         if self.g.bits == 16:
@@ -129,7 +137,8 @@ class FatWriter:
         while cluster <= last and self.entry(cluster) != 0:
             cluster += 1
         end = cluster + count
-        if end - 1 <= last and self.fat[cluster * width : end * width].count(0) == count * width:
+        run = self.fat[cluster * width : end * width].tobytes()
+        if end - 1 <= last and run.count(0) == count * width:
             # one contiguous run (the usual case after mkfs): build the chain in one go
             chain = array.array("H" if width == 2 else "I", range(cluster + 1, end))
             chain.append(self.end_of_chain())
@@ -227,8 +236,11 @@ class FatWriter:
         os.pwrite(self.fd, bytes(entry), slot)
 
     def flush(self, allocated: int) -> None:
-        for n in range(self.g.fats):
-            os.pwrite(self.fd, bytes(self.fat), self.g.fat_start + n * len(self.fat))
+        size = len(self.fat)
+        for n in range(1, self.g.fats):  # the first FAT is the mapping itself
+            for pos in range(0, size, 1 << 20):
+                chunk = self.fat[pos : min(pos + (1 << 20), size)]
+                os.pwrite(self.fd, chunk, self.g.fat_start + n * size + pos)
         if self.g.bits == 32 and self.g.fsinfo_sector:
             at = self.g.offset + self.g.fsinfo_sector * self.g.bytes_per_sector
             free, _ = struct.unpack_from("<II", os.pread(self.fd, 8, at + 488))
@@ -253,6 +265,7 @@ def _short_name(raw: bytes) -> str:
 def place_files(image: Path, offset: int, files: list[tuple[str, Path, int]]) -> None:
     """Give each empty placeholder ``(path, source, size)`` its clusters and data."""
     fd = os.open(image, os.O_RDWR)
+    fat = None
     try:
         fat = FatWriter(fd, offset)
         plan = []
@@ -268,6 +281,8 @@ def place_files(image: Path, offset: int, files: list[tuple[str, Path, int]]) ->
         for source, size, runs in plan:
             _copy_to_clusters(fd, fat.g, source, size, runs)
     finally:
+        if fat is not None:
+            fat.close()
         os.close(fd)
 
 
