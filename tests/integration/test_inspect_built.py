@@ -260,6 +260,7 @@ def test_uc16_pi3_mbr_uboot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert env["vars"]["snap_kernel"] == "pi2-kernel_x1.snap"
     assert env["vars"]["snap_core"] == "core_x1.snap"
     assert [s["name"] for s in doc["seed"]["snaps"]] == ["core", "pi2-kernel", "pi3"]
+    assert doc["problems"] == []  # the partitions are what gadget.yaml asks for
     assert [s["notes"] for s in doc["seed"]["snaps"]] == ["core", "kernel", "gadget"]
     bootenv = {c["subject"].rsplit(" ", 1)[1]: c["status"] for c in doc["verify"]["checks"]
                if c["kind"] == "bootenv"}  # fmt: skip

@@ -181,5 +181,6 @@ def test_uc20_pi_uboot_image(
         "snapd_recovery_system": seed["system-label"],
     }
     assert [s["name"] for s in seed["snaps"]] == ["core20", "pi", "pi-kernel", "snapd"]
+    assert doc["problems"] == []
     checks = [(c["kind"], c["status"]) for c in doc["verify"]["checks"] if c["kind"] == "bootenv"]
     assert checks == [("bootenv", "ok")]
