@@ -188,7 +188,10 @@ def write_disk(
                 )
     steps: list[tuple[str, float]] = []
     spec.path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ucimage-disk-", dir=workdir) as tmp:
+    # staging hard-links content; beside the image it is usually on the same
+    # filesystem as the build tree (and not in a RAM-backed /tmp)
+    staging_parent = workdir if workdir is not None else spec.path.parent
+    with tempfile.TemporaryDirectory(prefix=".ucimage-disk-", dir=staging_parent) as tmp:
         tmpdir = Path(tmp)
         with _step(f"create sparse image {spec.path} ({spec.size} bytes)", steps):
             fd = os.open(spec.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
