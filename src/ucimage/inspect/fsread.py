@@ -94,7 +94,8 @@ class ExtReader:
             proc = run(["debugfs", "-R", request, self._device])
         except CommandFailedError as exc:
             raise FilesystemReadError(
-                f"cannot read {path} from {self.description}: {exc.message}"
+                f"cannot read {path} from {self.description}: {exc.message}",
+                hint=f"look yourself: {command_hint(self)}",
             ) from exc
         errors = [
             line
@@ -105,7 +106,11 @@ class ExtReader:
             detail = errors[0].strip()
             if "not found" in detail or "File not found" in detail:
                 raise FileNotFoundError(f"{path}: not found in {self.description}")
-            raise FilesystemReadError(f"cannot read {path} from {self.description}: {detail}")
+            raise FilesystemReadError(
+                f"cannot read {path} from {self.description}: {detail}",
+                hint=f"the filesystem may be damaged or truncated; check it with "
+                f"e2fsck -fn {shlex.quote(self._device)}",
+            )
         return proc.stdout
 
     def _ls(self, path: str) -> list[tuple[int, DirEntry]]:
@@ -185,7 +190,8 @@ class VfatReader:
             if "not found" in exc.stderr:
                 raise FileNotFoundError(f"{path}: not found in {self.description}") from exc
             raise FilesystemReadError(
-                f"cannot read {path} from {self.description}: {exc.message}"
+                f"cannot read {path} from {self.description}: {exc.message}",
+                hint=f"look yourself: {command_hint(self)}",
             ) from exc
 
     def exists(self, path: str) -> bool:
