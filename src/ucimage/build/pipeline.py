@@ -129,6 +129,7 @@ class ImageBuild:
             self.state = BuildState(workdir=self.workdir)
             self.state.inputs = {"model": str(opts.model.absolute()) if opts.model else None}
         self._model: tuple[Any, ModelInfo] | None = None
+        self._deferred: list[list[str]] = []
 
     # ------------------------------------------------------------------ setup
     def _temp_workdir(self) -> Path:
@@ -517,6 +518,26 @@ class ImageBuild:
         defaults = volumes.load_and_validate(self).defaults.get("system")
         return dict(defaults) if isinstance(defaults, dict) else {}
 
+    def _placer(self) -> Any:
+        """Hard-link snaps into the seed tree; when that is impossible (another
+        filesystem) defer them: the disk writer reads them from where they are,
+        so their bytes are still written once, into the image."""
+        self._deferred = []
+        if self.opts.seed_only:
+            return None
+
+        def place(src: Path, dst: Path) -> None:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+                    raise
+                rel = dst.relative_to(self.root_dir())
+                self._deferred.append([str(src), str(rel)])
+
+        return place
+
     def root_dir(self) -> Path:
         return self.workdir / "root"
 
@@ -553,6 +574,7 @@ class ImageBuild:
                 assets,
                 label=self.label(),
                 custom=custom,
+                place=self._placer(),
             )
             installed: dict[str, str] = {}
             manifest_revs = dict(result.revisions)
@@ -570,6 +592,7 @@ class ImageBuild:
                 snaps,
                 assets,
                 custom,
+                place=self._placer(),
             )
             (system_data / "boot").mkdir(exist_ok=True)
             installed = dict(result.boot_snaps)
@@ -577,6 +600,7 @@ class ImageBuild:
             if self.opts.disk_info:
                 shutil.copyfile(self.opts.disk_info, _mkparent(self.root_dir() / ".disk" / "info"))
         self.state.results["write_seed"] = {
+            "deferred": self._deferred,
             "revisions": manifest_revs,
             "installed": installed,
             "files": result.files,

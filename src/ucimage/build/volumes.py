@@ -109,7 +109,7 @@ def layouts(build: ImageBuild) -> list[VolumeLayout]:
         system_data_size = None
         if not build.info.uc20 and any(s.role == "system-data" for s in volume.structures):
             system_data_size = system_data_size_for_content(
-                _du(build.root_dir()), build.opts.sector_size
+                _payload_bytes(build), build.opts.sector_size
             )
         requested = build.opts.image_size.for_volume(name, index)
         try:
@@ -185,6 +185,24 @@ def _gadget_entries(structure: LaidOutStructure) -> list[Any]:
     return entries
 
 
+def _deferred(build: ImageBuild) -> list[tuple[Path, str]]:
+    saved = build.state.results.get("write_seed", {}).get("deferred") or []
+    return [(Path(src), str(rel)) for src, rel in saved]
+
+
+def _root_content(build: ImageBuild) -> Path | tuple[Any, ...]:
+    """The staged root, plus the snaps that could not be hard-linked into it."""
+    from ucimage.image.spec import ContentEntry
+
+    deferred = _deferred(build)
+    if not deferred:
+        return build.root_dir()
+    entries = [ContentEntry(source=build.root_dir(), target=PurePosixPath("/"), contents_only=True)]
+    for src, rel in deferred:
+        entries.append(ContentEntry(source=src, target=PurePosixPath("/" + rel)))
+    return tuple(entries)
+
+
 def _is_system_boot(structure: LaidOutStructure) -> bool:
     return structure.role == "system-boot" or (
         not structure.role and structure.label == "system-boot"
@@ -244,7 +262,7 @@ def disk_spec(build: ImageBuild, layout: VolumeLayout, path: Path) -> Any:
         if s.filesystem:
             fs_content: Path | tuple[Any, ...]
             if (s.role == "system-data" and not uc20) or s.role == "system-seed":
-                fs_content = build.root_dir()
+                fs_content = _root_content(build)
             elif _is_system_boot(s) and not uc20:
                 fs_content = tuple(_boot_entries(build) + _gadget_entries(s))
             else:
@@ -308,7 +326,9 @@ def _check_space(directory: Path, need: int) -> None:
 
 
 def _payload_bytes(build: ImageBuild) -> int:
-    return _du(build.root_dir())
+    return _du(build.root_dir()) + sum(
+        -(-src.stat().st_size // 4096) * 4096 for src, _ in _deferred(build)
+    )
 
 
 def build(build: ImageBuild) -> list[str]:

@@ -96,6 +96,10 @@ class SeedResult:
     boot_snaps: dict[str, str] = field(default_factory=dict)  # name -> rev, UC16/18 only
 
 
+#: puts a snap file at a path of the seed tree (the default hard-links or streams)
+Placer = Callable[[Path, Path], None]
+
+
 def system_label(epoch: int | None = None) -> str:
     """The UC20 recovery system label: the build's UTC date ``YYYYMMDD``."""
     when = dt.datetime.now(dt.UTC) if epoch is None else dt.datetime.fromtimestamp(epoch, dt.UTC)
@@ -154,6 +158,7 @@ def write_seed16(
     snaps: Sequence[SeedSnap],
     assets: BootAssets,
     custom: Customizations = Customizations(),
+    place: Placer | None = None,
 ) -> SeedResult:
     """Write a UC16/18 seed under *root* (the future ``system-data``), boot files in *boot_dir*."""
     if custom.boot_flags:
@@ -173,7 +178,7 @@ def write_seed16(
             local_count[snap.name] = local_count.get(snap.name, 0) + 1
             rev = f"x{local_count[snap.name]}"
         file_name = f"{snap.name}_{rev}.snap"
-        place_file(snap.path, seed / "snaps" / file_name)
+        (place or place_file)(snap.path, seed / "snaps" / file_name)
         result.files[snap.name] = file_name
         result.revisions[snap.name] = rev
         lines.append(f"- name: {_yaml_scalar(snap.name)}")
@@ -300,8 +305,12 @@ def write_seed20(
     assets: BootAssets,
     label: str,
     custom: Customizations = Customizations(),
+    place: Placer | None = None,
 ) -> SeedResult:
-    """Write a UC20+ seed (the ubuntu-seed tree) under *seed_root*."""
+    """Write a UC20+ seed (the ubuntu-seed tree) under *seed_root*.
+
+    *place* puts a snap file into the tree (default :func:`place_file`).
+    """
     if custom.cloud_init_user_data is not None or custom.disable_console_conf:
         wanted = []
         if custom.cloud_init_user_data is not None:
@@ -321,7 +330,7 @@ def write_seed20(
         in_model = model.find(snap.name)
         if snap.asserted:
             file_name = f"{snap.name}_{snap.revision}.snap"
-            place_file(snap.path, seed_root / "snaps" / file_name)
+            (place or place_file)(snap.path, seed_root / "snaps" / file_name)
             result.files[snap.name] = f"/snaps/{file_name}"
             result.revisions[snap.name] = str(snap.revision)
             default = in_model.default_channel if in_model else None
@@ -333,7 +342,7 @@ def write_seed20(
                     options.append(f"  channel: {_yaml_scalar(snap.channel)}")
         else:
             file_name = f"{snap.name}_{snap.version}.snap"
-            place_file(snap.path, system / "snaps" / file_name)
+            (place or place_file)(snap.path, system / "snaps" / file_name)
             result.files[snap.name] = f"/systems/{label}/snaps/{file_name}"
             options.append(f"- name: {_yaml_scalar(snap.name)}")
             snap_id = snap.snap_id or (in_model.snap_id if in_model else None)
@@ -358,7 +367,3 @@ def write_seed20(
         boot_flags=custom.boot_flags,
     )
     return result
-
-
-#: a function that copies a file (the default hard-links or streams)
-Placer = Callable[[Path, Path], None]
