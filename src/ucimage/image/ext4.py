@@ -48,7 +48,7 @@ MKE2FS_CONF = f"""\
 	inode_ratio = 16384
 	reserved_ratio = 5.0
 	lazy_itable_init = true
-	lazy_journal_init = false
+	lazy_journal_init = true
 
 [fs_types]
 	ext4 = {{
@@ -159,10 +159,11 @@ def make_ext4(
     conf.write_text(MKE2FS_CONF)
     extended = [
         f"offset={offset}", "nodiscard", f"hash_seed={hash_seed}", "root_owner=0:0",
-        # inode tables stay holes (the kernel zeroes them at first mount and
-        # bg_itable_unused keeps stale disk bytes out); the journal is really
-        # zeroed, so flashing with a .bmap over old data cannot replay garbage
-        "lazy_itable_init=1", "lazy_journal_init=0",
+        # inode tables and journal stay holes, as after mke2fs's own discard of a
+        # file: the kernel zeroes unused inode tables at first mount
+        # (bg_itable_unused keeps stale bytes out) and an empty journal
+        # (s_start 0) is never replayed, whatever its blocks hold
+        "lazy_itable_init=1", "lazy_journal_init=1",
     ]  # fmt: skip
     argv: list[str | os.PathLike[str]] = ["mke2fs", "-t", "ext4", "-q", "-F", "-b", str(BLOCK_SIZE)]
     argv += ["-U", str(fs_uuid), "-E", ",".join(extended)]
