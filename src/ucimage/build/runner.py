@@ -116,10 +116,10 @@ class BuildState:
             "timings": self.timings,
         }
         tmp = self.path.with_name(STATE_FILE + ".partial")
+        # write + rename: a SIGKILL leaves the old or the new state, never half of
+        # one (no fsync: surviving power loss is not the point, speed is)
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=1, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, self.path)
 
     @classmethod
