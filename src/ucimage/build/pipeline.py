@@ -67,10 +67,6 @@ class BuildError(UcimageError):
     code = "build"
 
 
-class SnapUnavailableError(BuildError):
-    code = "snap-unavailable"
-
-
 def _decode_model(data: bytes) -> Any:
     from ucimage.assertions.codec import decode
 

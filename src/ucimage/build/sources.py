@@ -312,7 +312,3 @@ def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]
                 hint=f"add it with --snap {base} (or a local {base}.snap)",
             )
     return out
-
-
-def with_path(snap: PlannedSnap, path: Path) -> PlannedSnap:
-    return replace(snap, path=str(path))
