@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from tests.build_snaps import (
     MODEL_UC18,
+    SNAP_SIGN,
     TRUSTED_FILES,
     make_snap,
     model_uc20,
@@ -260,6 +262,77 @@ def test_local_file_known_to_the_store_is_asserted(
     assert (seed / "snaps/pc-kernel_1.snap").read_bytes() == kernel.read_bytes()
     assert sum(p.name.endswith(".snap-revision") for p in (seed / "assertions").iterdir()) == 5
     assert (out / "snaps.manifest").read_text() == "core18 1\npc-kernel 1\n"
+
+
+def _snap_ids(url: str, root: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "ucimage.cli.main", "store", "list", "--json", "--store", url,
+         "--token-file", str(root / "upload-token")],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    data = json.loads(out)
+    items = data["snaps"] if isinstance(data, dict) else data
+    return {item["name"]: item["snap-id"] for item in items}
+
+
+def _validation_set(tmp_path: Path, snaps: list[dict[str, str]]) -> Path:
+    from ucimage.assertions import PrivateKey, sign_json
+
+    key = PrivateKey.from_pem((SNAP_SIGN / "keys" / "testkey1.private.pem").read_bytes())
+    doc = {
+        "type": "validation-set", "authority-id": "testbrand", "account-id": "testbrand",
+        "series": "16", "name": "vs1", "sequence": "1", "snaps": snaps,
+        "timestamp": "2024-01-01T00:00:00+00:00",
+    }  # fmt: skip
+    path = tmp_path / "vs1.assert"
+    path.write_bytes(sign_json(json.dumps(doc), key).encode())
+    return path
+
+
+@pytest.mark.parametrize("presence", ["required", "invalid"])
+def test_validation_set_enforced(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], presence: str,
+) -> None:  # fmt: skip
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc18(tmp_path / "snaps"):
+        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    push(url, root, make_snap(tmp_path / "v2", "hello-world", "app", base="core18", version="2"),
+         "stable")  # fmt: skip
+    ids = _snap_ids(url, root)
+    entry = {"name": "hello-world", "id": ids["hello-world"], "presence": presence}
+    if presence == "required":
+        entry["revision"] = "1"
+    vs = _validation_set(tmp_path, [entry])
+    ucimage("store", "add-assertion", str(vs), "--store", url,
+            "--token-file", str(root / "upload-token"))  # fmt: skip
+    headers = dict(MODEL_UC18)
+    headers["validation-sets"] = [
+        {"account-id": "testbrand", "name": "vs1", "sequence": "1", "mode": "enforce"}
+    ]
+    model = sign_model(headers, tmp_path / "m.model")
+    out = tmp_path / "out"
+    rc = build_from_store(url, root, model, out, "--validation", "enforce", "--seed")
+    if presence == "invalid":
+        assert rc == 1
+        assert "snap hello-world is invalid in validation set testbrand/vs1" in (
+            capsys.readouterr().err
+        )
+        return
+    assert rc == 0
+    # hello-world is held at revision 1 (2 is in stable) and governed by the set
+    assert (out / "seed.manifest").read_text() == (
+        "testbrand/vs1=1\ncore18 1\npc 1\npc-kernel 1\nsnapd 1\n"
+    )
+    seed = out / "image/var/lib/snapd/seed"
+    assert (seed / "snaps/hello-world_1.snap").exists()
+    assert "16,testbrand,vs1,1.validation-set" in {p.name for p in (seed / "assertions").iterdir()}
+    # without enforcement the latest revision is used
+    latest = tmp_path / "latest"
+    assert build_from_store(url, root, model, latest, "--validation", "ignore", "--seed") == 0
+    assert "hello-world 2\n" in (latest / "seed.manifest").read_text()
 
 
 def test_missing_snap_is_named(

@@ -47,7 +47,12 @@ from ucimage.build.runner import (
 from ucimage.errors import UcimageError, UsageError
 from ucimage.run import source_date_epoch
 from ucimage.seed.bootloader import BootAssets
-from ucimage.seed.manifest import seed_manifest, snaps_manifest, write_manifest
+from ucimage.seed.manifest import (
+    ValidationSetPin,
+    seed_manifest,
+    snaps_manifest,
+    write_manifest,
+)
 from ucimage.seed.model import ModelInfo
 from ucimage.seed.writer import (
     Customizations,
@@ -645,9 +650,16 @@ class ImageBuild:
         info = self.info
         self.outdir.mkdir(parents=True, exist_ok=True)
         written = []
-        # snaps without a revision (UC20 local snaps) are not in the manifest
-        revisions = {k: v for k, v in seeded["revisions"].items() if v}
-        if write_manifest(self.outdir / "seed.manifest", seed_manifest(revisions)):
+        # snaps without a revision (UC20 local snaps) are not in the manifest, nor
+        # those whose revision a validation set fixes
+        vsets = self.state.results.get("validation_sets", [])
+        governed = {name for vs in vsets for name in vs.get("governed", [])}
+        revisions = {k: v for k, v in seeded["revisions"].items() if v and k not in governed}
+        pins = [
+            ValidationSetPin(vs["account"], vs["name"], vs["sequence"], vs["pinned"])
+            for vs in vsets
+        ]
+        if write_manifest(self.outdir / "seed.manifest", seed_manifest(revisions, pins)):
             written.append(str(self.outdir / "seed.manifest"))
         if not info.uc20 and write_manifest(
             self.outdir / "snaps.manifest", snaps_manifest(seeded["installed"])

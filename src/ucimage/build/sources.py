@@ -115,6 +115,16 @@ def _offline_records(build: ImageBuild, wanted: list[PlannedSnap]) -> dict[str, 
 
 def resolve(build: ImageBuild, planned: list[PlannedSnap]) -> list[PlannedSnap]:
     """One store refresh for every store snap; local snaps are already resolved."""
+    from ucimage.build import validation
+
+    if validation.enforced_sets(build):
+        from ucimage.assertions import Database
+        from ucimage.build.trust import read_assertions
+
+        trusted = [a for path in build.opts.trusted for a in read_assertions(path)]
+        with _client(build) as client:
+            rules = validation.fetch_rules(build, client, Database(extra_trusted=trusted))
+        planned = validation.apply_rules(rules, planned)
     wanted = [p for p in planned if p.source == "store"]
     if not wanted:
         return planned
