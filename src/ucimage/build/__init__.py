@@ -24,6 +24,10 @@ Plan, then execute (see :mod:`ucimage.build.pipeline`):
     ``message``, ``build-stopped``, ``build-done``, ``error``).
 
 Sources (:mod:`.sources`): local ``.snap`` files and the store client (one
-refresh for all snaps, parallel verified downloads with the cache).  Volumes
-(:mod:`.volumes`): gadget layout → :class:`ucimage.image.DiskSpec` → disk.
+refresh for all snaps, parallel verified downloads with the cache; local files
+the store knows by digest become asserted; ``--offline`` reuses the last
+resolution and the cache).  Validation sets (:mod:`.validation`) for
+``--validation enforce``.  Model verification (:mod:`.trust`).  Volumes
+(:mod:`.volumes`): gadget layout → :class:`ucimage.image.DiskSpec` → disk,
+written as ``.<vol>.img.partial`` and renamed.
 """
