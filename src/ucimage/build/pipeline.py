@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ from ucimage.build.runner import (
     interrupts_as_keyboard_interrupt,
     run_steps,
 )
-from ucimage.errors import UcimageError, UsageError
+from ucimage.errors import CommandFailedError, UcimageError, UsageError
 from ucimage.run import source_date_epoch
 from ucimage.seed.bootloader import BootAssets
 from ucimage.seed.manifest import (
@@ -184,6 +185,12 @@ class ImageBuild:
                     )
                 except OSError as exc:
                     raise _os_error(exc) from exc
+                except CommandFailedError as exc:
+                    # Ctrl-C reaches the whole process group: a tool killed by SIGINT
+                    # means the build was interrupted, not that the tool failed
+                    if exc.returncode == -signal.SIGINT:
+                        raise KeyboardInterrupt from exc
+                    raise
                 if finished:
                     self.progress.emit(
                         "build-done",
