@@ -71,13 +71,20 @@ def test_resume_needs_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def _run_until_event(argv: list[str], step: str, sig: int, event: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO)
+def _run_until_event(
+    argv: list[str], step: str, sig: int, event: str, group: bool = False
+) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, text=True, cwd=REPO, start_new_session=group
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         record = json.loads(line)
         if record["event"] == event and record.get("step") == step:
-            proc.send_signal(sig)
+            if group:  # like Ctrl-C in a terminal: the tools get it too
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
             break
     proc.wait(timeout=60)
     return proc
@@ -103,12 +110,15 @@ def test_sigkill_between_steps_then_resume(inputs: list[str], tmp_path: Path) ->
     assert (out / "pc.img").exists()
 
 
-def test_sigint_during_disk_write_leaves_no_image(inputs: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [False, True], ids=["process", "process-group"])
+def test_sigint_during_disk_write_leaves_no_image(
+    inputs: list[str], tmp_path: Path, group: bool
+) -> None:
     out = tmp_path / "out"
     # a 64 MiB snap keeps the disk write busy long enough to be interrupted in it
     big = make_snap(tmp_path, "big-app", "app", base="core18", payload=64 << 20)
     argv = cli("snap", *inputs, "--snap", str(big), "-O", str(out), "--json")
-    proc = _run_until_event(argv, "build_volumes", signal.SIGINT, "step-start")
+    proc = _run_until_event(argv, "build_volumes", signal.SIGINT, "step-start", group)
     assert proc.returncode == 130
     assert not (out / "pc.img").exists()
     assert not [p.name for p in out.iterdir() if p.name.endswith(".img")]
