@@ -78,8 +78,10 @@ def _kernel_dir(build: ImageBuild, gadget: GadgetInfo) -> Path | None:
     from ucimage.gadget.parse import load_yaml
     from ucimage.snaps import SnapFile
 
-    kernel = SnapFile(build.snap_path("kernel"))
     dest = build.workdir / "unpack" / "kernel"
+    if (dest / "meta" / "kernel.yaml").is_file():
+        return dest  # extracted by an earlier step of this build
+    kernel = SnapFile(build.snap_path("kernel"))
     kernel_yaml = kernel.read_file_or_none("meta/kernel.yaml")
     if kernel_yaml is None:
         raise VolumeBuildError(
@@ -141,10 +143,12 @@ def stage_seed_content(build: ImageBuild, seed_root: Path) -> None:
     """Copy the gadget's system-seed content into the UC20 seed tree (before seeding)."""
     from ucimage.image.content import stage
 
+    gadget = load_and_validate(build)
+    resolver = _gadget_resolver(build, _kernel_dir(build, gadget))
     for layout in layouts_without_sizes(build):
         for structure in layout.structures:
             if structure.role == "system-seed":
-                stage(_gadget_entries(structure), seed_root)
+                stage(resolver.filesystem_content(structure), seed_root)
 
 
 def layouts_without_sizes(build: ImageBuild) -> list[VolumeLayout]:
@@ -164,25 +168,10 @@ def layouts_without_sizes(build: ImageBuild) -> list[VolumeLayout]:
     ]
 
 
-def _gadget_entries(structure: LaidOutStructure) -> list[Any]:
-    from ucimage.image.spec import ContentEntry
+def _gadget_resolver(build: ImageBuild, kernel_dir: Path | None) -> Any:
+    from ucimage.image.adapter import GadgetContentResolver
 
-    entries = []
-    for content in structure.content:
-        if content.kind != "file":
-            continue
-        if content.path is None:
-            raise VolumeBuildError(f"cannot resolve content {content.source!r}")
-        target = content.target or "/"
-        entries.append(
-            ContentEntry(
-                source=content.path,
-                target=PurePosixPath("/" + target.lstrip("/")),
-                contents_only=content.source.endswith("/"),
-                into_directory=target.endswith("/"),
-            )
-        )
-    return entries
+    return GadgetContentResolver(gadget_dir=build.gadget_dir(), kernel_dir=kernel_dir)
 
 
 def _deferred(build: ImageBuild) -> list[tuple[Path, str]]:
@@ -228,73 +217,44 @@ def _boot_entries(build: ImageBuild) -> list[Any]:
     return entries
 
 
-def disk_spec(build: ImageBuild, layout: VolumeLayout, path: Path) -> Any:
-    from ucimage.image.determinism import seed_and_timestamp
-    from ucimage.image.spec import DiskSpec, FilesystemSpec, PartitionSpec, RawWrite
+class BuildContentResolver:
+    """Content of each structure: the gadget's, plus what the build staged.
 
-    partitions = []
-    raw = []
-    uc20 = build.info.uc20
-    for s in layout.structures:
-        for content in s.content:
-            if content.kind == "image":
-                if content.path is None or content.start is None:
-                    raise VolumeBuildError(f"cannot resolve image content {content.source!r}")
-                raw.append(
-                    RawWrite(
-                        offset=content.start,
-                        source=content.path,
-                        limit=content.size,
-                        what=f"image {content.source} of structure {s.structure_name or s.name}",
-                    )
-                )
-        if s.offset_write is not None:
-            raw.append(
-                RawWrite(
-                    offset=s.offset_write.at,
-                    data=s.offset_write.to_bytes(),
-                    what=f"offset-write of {s.structure_name or s.name}",
-                )
-            )
-        if s.partition_number is None or not s.in_image:
-            continue
-        fs = None
-        if s.filesystem:
-            fs_content: Path | tuple[Any, ...]
-            if (s.role == "system-data" and not uc20) or s.role == "system-seed":
-                fs_content = _root_content(build)
-            elif _is_system_boot(s) and not uc20:
-                fs_content = tuple(_boot_entries(build) + _gadget_entries(s))
-            else:
-                fs_content = tuple(_gadget_entries(s))
-            fs = FilesystemSpec(
-                kind=s.filesystem,  # type: ignore[arg-type]
-                label=s.label,
-                content=fs_content,
-            )
-        assert s.partition_type is not None
-        partitions.append(
-            PartitionSpec(
-                number=s.partition_number,
-                start=s.start,
-                size=s.size,
-                type=s.partition_type,
-                name=s.name,
-                bootable=s.bootable,
-                filesystem=fs,
-            )
-        )
+    system-data (UC16/18) and system-seed (UC20+) get the staged tree (the seed;
+    the UC20 seed already holds the gadget's system-seed content); the UC16/18
+    system-boot partition gets the bootloader files first, then the gadget's.
+    """
+
+    def __init__(self, build: ImageBuild, kernel_dir: Path | None) -> None:
+        self.build = build
+        self.gadget = _gadget_resolver(build, kernel_dir)
+
+    def filesystem_content(self, structure: LaidOutStructure) -> Path | tuple[Any, ...]:
+        build = self.build
+        uc20 = build.info.uc20
+        if structure.role == "system-seed" or (structure.role == "system-data" and not uc20):
+            return _root_content(build)
+        entries = tuple(self.gadget.filesystem_content(structure))
+        if _is_system_boot(structure) and not uc20:
+            return (*_boot_entries(build), *entries)
+        return entries
+
+    def image_file(self, structure: LaidOutStructure, content: Any) -> Path:
+        path: Path = self.gadget.image_file(structure, content)
+        return path
+
+
+def disk_spec(build: ImageBuild, layout: VolumeLayout, path: Path, kernel_dir: Path | None) -> Any:
+    from ucimage.image.adapter import spec_from_layout
+    from ucimage.image.determinism import seed_and_timestamp
+
     seed, timestamp = seed_and_timestamp(layout.name)
-    return DiskSpec(
+    return spec_from_layout(
+        layout,
+        BuildContentResolver(build, kernel_dir),
         path=path,
-        size=layout.size,
-        sector_size=layout.sector_size,
-        schema=layout.schema,
-        partitions=tuple(partitions),
-        raw_writes=tuple(raw),
         seed=seed,
         timestamp=timestamp,
-        name=layout.name,
     )
 
 
@@ -337,6 +297,7 @@ def build(build: ImageBuild) -> list[str]:
     outdir = build.outdir
     outdir.mkdir(parents=True, exist_ok=True)
     done = []
+    kernel_dir = _kernel_dir(build, load_and_validate(build))
     for layout in layouts(build):
         final = outdir / f"{layout.name}.img"
         partial = outdir / f".{layout.name}.img.partial"
@@ -347,7 +308,7 @@ def build(build: ImageBuild) -> list[str]:
         temps = (partial, bmap_partial, zst_partial)
         for tmp in temps:
             tmp.unlink(missing_ok=True)
-        spec = disk_spec(build, layout, partial)
+        spec = disk_spec(build, layout, partial, kernel_dir)
         _check_space(outdir, _payload_bytes(build))
         try:
             written = write_disk(
