@@ -98,4 +98,29 @@ def test_dry_run_prints_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert list(snaps) == ["snapd", "pc-kernel", "core18", "pc", "hello-world"]
     assert snaps["pc"]["channel"] == "18/edge" and snaps["core18"]["channel"] == "edge"
     assert "build_volumes" in plan["steps"]
+    assert plan["volumes"] == []  # the gadget comes from the store: unknown before download
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_dry_run_with_local_gadget_shows_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.build_snaps import MODEL_UC18, TRUSTED_FILES, make_snap, sign_model
+
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    gadget = make_snap(tmp_path, "pc", "gadget", base="core18", gadget_yaml="pc-amd64-uc18.yaml")
+    args = ["snap", str(model), "--dry-run", "-O", str(tmp_path / "out"), "--snap", str(gadget)]
+    for f in TRUSTED_FILES:
+        args += ["--trusted", str(f)]
+    assert main(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    (volume,) = plan["volumes"]
+    names = [(s["name"], s["start"]) for s in volume["structures"]]
+    assert names == [
+        ("mbr", 0),
+        ("BIOS Boot", 1 << 20),
+        ("EFI System", 2 << 20),
+        ("writable", 52 << 20),
+    ]
+    assert {s["name"]: s["source"] for s in plan["snaps"]}["pc"] == "local"
+    assert not list((tmp_path / "out").glob(".ucimage-work-*"))

@@ -28,6 +28,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -218,11 +219,34 @@ class ImageBuild:
     def dry_run(self) -> int:
         """Verify the model and print the plan (no snap is downloaded)."""
         self.step_verify_model()
-        plan = self.make_plan(self.requested_snaps())
+        snaps = self.requested_snaps()
+        plan = self.make_plan(snaps)
+        gadget = [s for s in snaps if s.type == "gadget" and s.source == "local" and s.path]
+        if gadget and not self.opts.seed_only:
+            plan = replace(plan, volumes=tuple(self._dry_run_volumes(Path(str(gadget[0].path)))))
         print(json.dumps(plan.to_json(), indent=2, sort_keys=True))
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return 0
+
+    def _dry_run_volumes(self, gadget_snap: Path) -> list[dict[str, Any]]:
+        from ucimage.gadget import ModelContext, lay_out_volume, load_gadget
+        from ucimage.snaps import SnapFile
+
+        dest = self.workdir / "unpack" / "gadget"
+        SnapFile(gadget_snap).extract(dest)  # small; image content sizes are checked
+        gadget = load_gadget(dest, model=ModelContext(has_modes=self.info.uc20))
+        out = []
+        for index, (name, volume) in enumerate(gadget.volumes.items()):
+            if not volume.produces_image:
+                continue
+            layout = lay_out_volume(
+                volume,
+                sector_size=self.opts.sector_size,
+                image_size=self.opts.image_size.for_volume(name, index),
+            )
+            out.append(layout.to_json())
+        return out
 
     # ------------------------------------------------------------------ plan
     def make_plan(self, snaps: Sequence[PlannedSnap]) -> BuildPlan:

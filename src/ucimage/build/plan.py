@@ -57,6 +57,9 @@ class BuildPlan:
     seed_only: bool
     sector_size: int
     outputs: tuple[str, ...]
+    #: the gadget's volume layouts, when the gadget is known without a download
+    #: (a local gadget snap); system-data is shown at its minimum size
+    volumes: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
