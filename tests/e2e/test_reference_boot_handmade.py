@@ -28,6 +28,9 @@ def _check_report(
     report = parse_device_report(console)
     assert report.model_id == "testbrand/test-uc18-amd64"
     assert report.model_text.strip() == model.decode().strip()
+    # no account for testbrand in this seed: the bare brand id, no mark
+    assert report.snap_model["brand"] == "testbrand"
+    assert report.snap_model["model"] == "Test UC18 (amd64) (test-uc18-amd64)"
     assert sorted(r.name for r in report.snaps) == ["core18", "pc", "pc-kernel", "snapd"]
     for name, path in snaps.snaps.items():
         row = report.snap(name)

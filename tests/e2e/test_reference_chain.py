@@ -73,6 +73,11 @@ def _check_device(built: Built, report: DeviceReport) -> None:
     model = built.paths.model.read_bytes().decode()
     assert report.model_text.strip() == model.strip()
     assert report.model_id == f"{BRAND}/ucimage-reference-pc"
+    assert report.snap_model == {
+        "brand": "Reference Brand✓",
+        "model": "ucimage reference PC (Ubuntu Core 18 style) (ucimage-reference-pc)",
+        "serial": "- (device not registered yet)",
+    }
     manifest = read_seed_manifest(built.paths.seed_manifest)
     assert {row.name: row.rev for row in report.snaps} == manifest
     assert sorted(manifest) == sorted(CHANNELS)

@@ -1,8 +1,8 @@
 """Read what a booted reference device printed on its serial console.
 
 The reference base's init prints, between ``ucimage-reference: $ ...`` lines,
-the device's ``snap list`` table and ``snap known model``, then the marker
-line. :func:`parse_device_report` turns a console transcript back into data
+the device's ``snap list`` table, ``snap known model`` and ``snap model``, then
+the marker line. :func:`parse_device_report` turns a console transcript back into data
 so tests and the demo can compare it with the model and ``seed.manifest``.
 """
 
@@ -45,6 +45,7 @@ class DeviceReport:
     model_text: str  # `snap known model`, newline-terminated
     marker: str  # the marker line
     model_id: str  # brand-id/model from the marker line
+    snap_model: dict[str, str]  # `snap model`: brand, model, serial
 
     def snap(self, name: str) -> SnapListRow:
         for row in self.snaps:
@@ -99,7 +100,13 @@ def parse_device_report(console: str) -> DeviceReport:
     for part in marker[marker.index(MARKER) :].split():
         if part.startswith("model="):
             model_id = part.removeprefix("model=")
+    snap_model: dict[str, str] = {}
+    for line in sections.get("snap model", []):
+        label, _, value = line.strip().partition(" ")
+        if label:
+            snap_model[label] = value.strip()
     return DeviceReport(
+        snap_model=snap_model,
         snap_list_text="\n".join(snap_lines) + "\n",
         snaps=parse_snap_list(snap_lines),
         model_text="\n".join(model_lines) + "\n",

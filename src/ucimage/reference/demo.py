@@ -193,6 +193,9 @@ class Demo:
         self.say("device$ snap known model")
         for line in report.model_text.splitlines():
             self.indent(line)
+        self.say("device$ snap model")
+        for label, value in report.snap_model.items():
+            self.indent(f"{label:<8}{value}")
         manifest = chain.read_seed_manifest(self.paths.seed_manifest)
         device = {row.name: row.rev for row in report.snaps}
         model_ok = report.model_text.strip() == self.paths.model.read_text().strip()
