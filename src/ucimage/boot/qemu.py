@@ -321,6 +321,7 @@ class ConsoleWatcher:
     milestones: list[tuple[str, float]] = field(default_factory=list)
     verdict: tuple[Outcome, str, str] | None = None  # outcome, reason, matched text
     _pending: str = ""
+    _idle_seen: str = ""
     _grub_errors: list[str] = field(default_factory=list)
     _decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
@@ -342,7 +343,8 @@ class ConsoleWatcher:
 
     def idle(self) -> None:
         """No output for a while: a partial last line is all there will be for now."""
-        if self._pending and self.verdict is None:
+        if self._pending and self.verdict is None and self._pending != self._idle_seen:
+            self._idle_seen = self._pending  # judge each unfinished line once
             self._check(clean_console(self._pending), complete=True)
 
     def finish(self) -> None:
