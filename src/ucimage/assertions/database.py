@@ -150,6 +150,12 @@ class Database:
         self._now = now
         self._verified: set[bytes] = set()
 
+    def copy(self) -> Database:
+        """A new database with the same roots, predefined assertions, pool and clock."""
+        other = Database(self.trusted, predefined=self._predefined.values(), now=self._now)
+        other._pool = dict(self._pool)
+        return other
+
     # ---- contents
     @property
     def trusted(self) -> list[Assertion]:

@@ -42,6 +42,7 @@ from ucimage.assertions import (
     Database,
     Ref,
     decode,
+    decode_stream,
     encode_stream,
     prerequisites,
 )
@@ -755,16 +756,26 @@ class StoreClient:
         key = "/".join(urllib.parse.quote(k, safe="") for k in ref.primary_key)
         return self.cache_dir / "assertions" / ref.type / f"{key}@{max_format}.assert"
 
-    def get_assertion(self, ref: Ref) -> Assertion:
-        """``GET /v2/assertions/<type>/<key...>?max-format=N`` (cached)."""
+    def get_assertion(self, ref: Ref, *, cached: bool = True) -> Assertion:
+        """``GET /v2/assertions/<type>/<key...>?max-format=N``.
+
+        With *cached* (and the cache on) a cached copy is returned without asking the
+        store.  A cached assertion is only a candidate: whoever uses it must check it
+        against its trust roots (:meth:`fetch_chain` does, and asks again when it fails).
+        """
+        return self._get_assertion(ref, cached=cached)[0]
+
+    def _get_assertion(self, ref: Ref, *, cached: bool) -> tuple[Assertion, bool]:
+        """The assertion and whether it came from the cache."""
         atype = lookup_assertion_type(ref.type)
         max_format = atype.max_format if atype is not None else 0
         cache_path = self._assertion_cache_path(ref, max_format)
-        if self.use_cache and cache_path.is_file():
+        if cached and self.use_cache and cache_path.is_file():
             try:
-                cached = decode(cache_path.read_bytes())
-                if cached.ref == ref:
-                    return cached
+                found = decode(cache_path.read_bytes())
+                if found.ref == ref:
+                    self.stats.add("cache_hits")
+                    return found, True
             except AssertionFormatError:
                 cache_path.unlink(missing_ok=True)
         keys = list(ref.primary_key)
@@ -776,11 +787,55 @@ class StoreClient:
                 keys.pop()
         path = "/".join(urllib.parse.quote(k, safe="") for k in keys)
         url = f"{self.sas_url}/v2/assertions/{ref.type}/{path}?max-format={max_format}"
-        self.stats.add("assertion_requests")
         what = f"fetch assertion {ref.type} {'/'.join(ref.primary_key)}"
+        a = self._get_assertion_url(url, what)
+        if a.ref != ref:
+            raise StoreError(f"cannot {what}: the store answered with {a.ref}")
+        self._cache_assertion(a)
+        return a, False
+
+    def get_sequence_assertion(
+        self, type_name: str, sequence_key: Sequence[str], sequence: int | None = None
+    ) -> Assertion:
+        """A sequence-forming assertion (validation-set, repair) at *sequence*, or at the
+        latest sequence when it is None, like snapd's ``SeqFormingAssertion``:
+        ``GET /v2/assertions/<type>/<sequence-key...>?max-format=N&sequence=latest|N``.
+
+        Always asked of the store (the latest sequence is the store's to say).
+        """
+        atype = lookup_assertion_type(type_name)
+        if atype is None or not atype.sequence_forming:
+            raise StoreError(f"{type_name!r} assertions do not form sequences")
+        if len(sequence_key) != len(atype.primary_key) - 1:
+            raise StoreError(
+                f"a {type_name} sequence key has {len(atype.primary_key) - 1} values "
+                f"({', '.join(atype.primary_key[:-1])}), not {len(sequence_key)}"
+            )
+        if sequence is not None and (isinstance(sequence, bool) or sequence < 1):
+            raise StoreError(f"invalid {type_name} sequence {sequence!r}")
+        path = "/".join(urllib.parse.quote(k, safe="") for k in sequence_key)
+        query = urllib.parse.urlencode(
+            {"max-format": atype.max_format, "sequence": sequence or "latest"}
+        )
+        url = f"{self.sas_url}/v2/assertions/{type_name}/{path}?{query}"
+        where = "latest sequence" if sequence is None else f"sequence {sequence}"
+        what = f"fetch {type_name} {'/'.join(sequence_key)} at the {where}"
+        a = self._get_assertion_url(url, what)
+        pk = a.primary_key
+        if (
+            a.type != type_name
+            or tuple(pk[:-1]) != tuple(sequence_key)
+            or (sequence is not None and pk[-1] != str(sequence))
+        ):
+            raise StoreError(f"cannot {what}: the store answered with {a.ref}")
+        self._cache_assertion(a)
+        return a
+
+    def _get_assertion_url(self, url: str, what: str) -> Assertion:
+        self.stats.add("assertion_requests")
         resp = self._request("GET", url, what=what, headers=self.v1_headers(MEDIA_TYPE))
         if resp.status_code == 404 and _is_not_found(resp):
-            raise AssertionNotFoundError(f"{ref.type} {'/'.join(ref.primary_key)} not found")
+            raise AssertionNotFoundError(f"cannot {what}: not found")
         if resp.status_code != 200:
             raise StoreHTTPError(
                 f"cannot {what}: got unexpected HTTP status code {resp.status_code} via GET "
@@ -788,47 +843,96 @@ class StoreClient:
                 status=resp.status_code,
             )
         try:
-            a = decode(resp.content)
-        except AssertionFormatError as exc:
-            raise StoreError(f"cannot {what}: {exc.message}") from exc
-        if a.ref != ref:
-            raise StoreError(f"cannot {what}: the store answered with {a.ref}")
-        if self.use_cache:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(f".{cache_path.name}.{threading.get_ident()}")
-            tmp.write_bytes(a.encode())
-            tmp.replace(cache_path)
-        return a
+            # like snapd: the first assertion of the answer
+            return decode_stream(resp.content)[0]
+        except (AssertionFormatError, IndexError) as exc:
+            message = exc.message if isinstance(exc, AssertionFormatError) else "empty answer"
+            raise StoreError(f"cannot {what}: {message}") from exc
 
-    def fetch_assertions(self, resolved: ResolvedSnap, db: Database) -> list[Assertion]:
-        """The snap-revision of *resolved* and every prerequisite not trusted, in snapd's
-        order (prerequisites first); each is added to *db*."""
+    def _cache_assertion(self, a: Assertion) -> None:
+        if not self.use_cache:
+            return
+        cache_path = self._assertion_cache_path(a.ref, a.type_info.max_format)
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(a.encode())
+        tmp.replace(cache_path)
+
+    def fetch_chain(self, start: Ref | Assertion, db: Database) -> list[Assertion]:
+        """*start* (fetched when a :class:`Ref`) and every prerequisite *db* lacks, resolved
+        depth-first like snapd's fetcher: prerequisites first, each then added to *db*.
+
+        Cached assertions are shared by every store and trust set, so they are used only
+        when the chain they make verifies against *db*'s trusted roots; otherwise the
+        whole chain is asked of the store again (and re-cached).  Assertions already in
+        *db* or trusted are neither fetched nor returned.
+        """
+        with self._assertion_lock:
+            used_cache: list[Ref] = []
+            try:
+                chain = self._collect_chain(start, db, used_cache, cached=self.use_cache)
+                if used_cache:
+                    scratch = db.copy()
+                    scratch.add_many(chain)
+                    for a in chain:
+                        scratch.check(a)
+            except UcimageError as exc:
+                if not used_cache:
+                    raise
+                log.info(
+                    "cached assertions (%s) do not verify against the trusted roots (%s); "
+                    "asking the store",
+                    ", ".join(str(r) for r in used_cache),
+                    getattr(exc, "message", exc),
+                )
+                chain = self._collect_chain(start, db, [], cached=False)
+            db.add_many(chain)
+            return chain
+
+    def _collect_chain(
+        self, start: Ref | Assertion, db: Database, used_cache: list[Ref], *, cached: bool
+    ) -> list[Assertion]:
         trusted = {a.ref for a in db.trusted}
         ordered: list[Assertion] = []
         seen: set[Ref] = set()
 
-        def visit(ref: Ref, stack: tuple[Ref, ...]) -> None:
-            if ref in trusted or ref in seen:
+        def visit(a: Assertion, stack: tuple[Ref, ...]) -> None:
+            for pre in prerequisites(a):
+                need(pre, (*stack, a.ref))
+            seen.add(a.ref)
+            ordered.append(a)
+
+        def need(ref: Ref, stack: tuple[Ref, ...]) -> None:
+            if ref in trusted or ref in seen or db.get(ref) is not None:
                 return
             if ref in stack:
                 raise VerificationError(
-                    f"cannot verify snap {resolved.name!r}: circular assertions are not "
-                    f"expected: {ref.type} ({'/'.join(ref.primary_key)})",
+                    f"circular assertions are not expected: {ref.type} "
+                    f"({'/'.join(ref.primary_key)})",
                     hint="the chain ends in a root you do not trust; pass the store's root "
                     "with --trusted ROOT.assert",
                 )
-            a = db.get(ref)
-            if a is None:
-                a = self.get_assertion(ref)
-            for pre in prerequisites(a):
-                visit(pre, (*stack, ref))
-            seen.add(ref)
-            db.add(a)
-            ordered.append(a)
+            a, from_cache = self._get_assertion(ref, cached=cached)
+            if from_cache:
+                used_cache.append(ref)
+            visit(a, stack)
 
-        with self._assertion_lock:
-            visit(Ref("snap-revision", (resolved.sha3_384_b64url, "global-upload")), ())
+        if isinstance(start, Assertion):
+            visit(start, ())
+        else:
+            need(start, ())
         return ordered
+
+    def fetch_assertions(self, resolved: ResolvedSnap, db: Database) -> list[Assertion]:
+        """The snap-revision of *resolved* and every prerequisite not trusted, in snapd's
+        order (prerequisites first); each is added to *db*."""
+        ref = Ref("snap-revision", (resolved.sha3_384_b64url, "global-upload"))
+        try:
+            return self.fetch_chain(ref, db)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"cannot verify snap {resolved.name!r}: {exc.message}", hint=exc.hint
+            ) from exc
 
     def verify(self, resolved: ResolvedSnap, path: Path, db: Database) -> None:
         """Check the chain to the trusted roots and snapd's cross-checks for one snap."""
