@@ -76,6 +76,48 @@ def uboot_env(size: int, values: dict[str, str]) -> bytes:
     return struct.pack("<I", zlib.crc32(payload)) + b"\0" + payload
 
 
+#: lk env field order (snapd's lkenv structs, read from its documented C layout):
+#: 256-byte NUL-terminated strings after a signature and a version word; the
+#: ``*matrix`` entries are [rows][2] pairs (boot image partition label, value)
+LK_V1_FIELDS: tuple[tuple[str, int], ...] = (
+    ("snap_mode", 1), ("snap_core", 1), ("snap_try_core", 1), ("snap_kernel", 1),
+    ("snap_try_kernel", 1), ("gadget_mode", 1), ("snap_gadget", 1), ("snap_try_gadget", 1),
+    ("reboot_reason", 1), ("matrix", 4), ("bootimg_file_name", 1), ("gadget_matrix", 4),
+    ("unused", 20), ("pairs", 20),
+)  # fmt: skip
+LK_V2_RECOVERY_FIELDS: tuple[tuple[str, int], ...] = (
+    ("snapd_recovery_mode", 1), ("snapd_recovery_system", 1), ("matrix", 20),
+    ("bootimg_file_name", 1), ("try_recovery_system", 1), ("recovery_system_status", 1),
+    ("device_lock_state", 1), ("unused", 17), ("pairs", 20),
+)  # fmt: skip
+
+
+def lk_env(
+    fields: tuple[tuple[str, int], ...],
+    signature: bytes,
+    version: int,
+    values: dict[str, str],
+    boot_partitions: list[str],
+    *,
+    size: int = 0,
+    fill: bytes = b"\0",
+) -> bytes:
+    """An independent lk env encoder: fields, then a CRC32 of all before it.
+
+    *fill* pads the result to *size* (a partition-sized file).
+    """
+    body = bytearray(signature + struct.pack("<I", version))
+    for name, slots in fields:
+        if name == "matrix":
+            for i in range(slots // 2):
+                label = boot_partitions[i] if i < len(boot_partitions) else ""
+                body += label.encode().ljust(256, b"\0") + bytes(256)
+        else:
+            body += values.get(name, "").encode().ljust(256 * slots, b"\0")
+    body += struct.pack("<I", zlib.crc32(bytes(body)))
+    return bytes(body).ljust(size, fill)
+
+
 def make_snap(
     workdir: Path,
     name: str,
@@ -275,6 +317,78 @@ def snaps_uc20_pi(workdir: Path, bootloader: str = "u-boot") -> list[Path]:
             },
         ),
     ]
+
+
+#: a UC16/18 lk board: snapbootsel (the env) and two boot image partitions
+LK_UC18_GADGET_YAML = """\
+volumes:
+  board:
+    schema: gpt
+    bootloader: lk
+    structure:
+      - name: snapbootsel
+        size: 131072
+        type: B214D5E4-D442-45E6-B8C6-01BDCD82D396
+        role: system-boot-select
+        content:
+          - image: snapbootsel.bin
+      - name: boot_a
+        size: 1M
+        type: 20117F86-E985-4357-B9EE-374BC1D8487D
+        role: system-boot-image
+        content:
+          - image: boot.img
+      - name: boot_b
+        size: 1M
+        type: 20117F86-E985-4357-B9EE-374BC1D8487D
+        role: system-boot-image
+      - name: system-boot
+        size: 8M
+        type: 0FC63DAF-8483-4772-8E79-3D69D8477DE4
+        filesystem: ext4
+        role: system-boot
+"""
+#: what the lk gadget's files hold past the struct (snapd leaves it as it is)
+LK_TAIL = b"\xee" * 1524
+
+
+def snaps_uc18_lk(workdir: Path) -> list[Path]:
+    """UC18 with an lk gadget: ``lk.conf`` is a v1 env naming boot_a/boot_b; kernel has boot.img."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    gadget_yaml = workdir / "lk-gadget.yaml"
+    gadget_yaml.write_text(LK_UC18_GADGET_YAML)
+    conf = lk_env(LK_V1_FIELDS, b"SBse", 0x00010001, {}, ["boot_a", "boot_b"]) + LK_TAIL
+    return [
+        make_snap(workdir, "snapd", "snapd"),
+        make_snap(workdir, "core18", "base"),
+        make_snap(workdir, "pc-kernel", "kernel", extra={"boot.img": b"BOOTIMG" * 10}),
+        make_snap(
+            workdir, "pc", "gadget", base="core18", gadget_yaml=str(gadget_yaml),
+            bootloader="none",
+            # snapd lays the volume out at prepare-image time: every image: file must exist
+            extra={"lk.conf": conf, "snapbootsel.bin": conf, "boot.img": b"placeholder"},
+        ),
+        make_snap(workdir, "hello-world", "app", base="core18"),
+    ]  # fmt: skip
+
+
+def snaps_uc20_lk(workdir: Path) -> list[Path]:
+    """UC20 lk (snapd's dragonboard-style test gadget): ``lk.conf`` is a v2 recovery env."""
+    conf = lk_env(LK_V2_RECOVERY_FIELDS, b"SRse", 0x00010010, {}, ["boot_ra", "boot_rb"])
+    blobs = ("sbc_1.0_8016.bin", "sbl1.mbn", "rpm.mbn", "tz.mbn", "hyp.mbn",
+             "emmc_appsboot.mbn", "snapbootsel.bin")  # fmt: skip
+    extra = {f"blobs/{name}": name.encode() for name in blobs}
+    extra.update({"lk.conf": conf + LK_TAIL, "snaprecoverysel.bin": conf})
+    return [
+        make_snap(workdir, "snapd", "snapd"),
+        make_snap(workdir, "core20", "base"),
+        make_snap(workdir, "pc-kernel", "kernel", extra={"boot.img": b"BOOTIMG" * 10}),
+        make_snap(
+            workdir, "pc", "gadget", base="core20",
+            gadget_yaml="snapd-lk-uc20-explicit-offsets.yaml", bootloader="none", extra=extra,
+        ),
+        make_snap(workdir, "hello-world", "app", base="core20"),
+    ]  # fmt: skip
 
 
 def model_uc20_pi(grade: str = "dangerous") -> dict[str, object]:

@@ -235,3 +235,45 @@ def test_uc18_android_boot_env_matches_prepare_image(stub_store: str, tmp_path: 
 
     # snapd writes from a Go map: same variables, any order
     assert parse(tmp_path / "ours" / env) == parse(tmp_path / "snapd" / env)
+
+
+def test_uc18_lk_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> None:
+    from tests.build_snaps import LK_TAIL, snaps_uc18_lk
+    from ucimage.seed.bootenv import LK_V1, LkEnv
+
+    snaps = snaps_uc18_lk(tmp_path / "snaps")
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
+    ours(model, snaps, tmp_path / "ours")
+    theirs, mine = tmp_path / "snapd/image", tmp_path / "ours/image"
+    assert tree(mine) ^ tree(theirs) == {"var/lib/snapd/seed/assertions/model"}
+    assert {p.name for p in (theirs / "boot/lk").iterdir()} == {"snapbootsel.bin", "boot.img"}
+    for name in ("snapbootsel.bin", "boot.img"):
+        assert (mine / "boot/lk" / name).read_bytes() == (theirs / "boot/lk" / name).read_bytes()
+    env = LkEnv.read(theirs / "boot/lk/snapbootsel.bin", LK_V1)
+    assert env.tail == LK_TAIL
+    assert env["snap_kernel"] == "pc-kernel_x1.snap" and env["snap_core"] == "core18_x1.snap"
+    assert env.boot_partitions() == [("boot_a", "pc-kernel_x1.snap"), ("boot_b", "")]
+
+
+def test_uc20_lk_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> None:
+    from tests.build_snaps import snaps_uc20_lk
+    from ucimage.seed.bootenv import LK_V2_RECOVERY, LkEnv
+
+    snaps = snaps_uc20_lk(tmp_path / "snaps")
+    model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
+    prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
+    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0)
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(today.timestamp()))
+    try:
+        ours(model, snaps, tmp_path / "ours")
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+    theirs, mine = tmp_path / "snapd/system-seed", tmp_path / "ours/system-seed"
+    assert tree(mine) == tree(theirs)
+    for name in ("snaprecoverysel.bin", "boot.img"):
+        assert (mine / "boot/lk" / name).read_bytes() == (theirs / "boot/lk" / name).read_bytes()
+    label = today.strftime("%Y%m%d")
+    env = LkEnv.read(theirs / "boot/lk/snaprecoverysel.bin", LK_V2_RECOVERY)
+    assert env["snapd_recovery_system"] == label and env["snapd_recovery_mode"] == "install"
+    assert env.boot_partitions()[:2] == [("boot_ra", label), ("boot_rb", "")]

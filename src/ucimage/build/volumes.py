@@ -9,7 +9,9 @@ For every volume that produces an image, the gadget layout
   directly: no extra copy);
 * the UC16/18 system-boot partition gets the bootloader files prepared with
   the seed (grub → ``EFI/ubuntu/``, u-boot/piboot → the root) and then the
-  gadget's content (gadget files win, as in ubuntu-image);
+  gadget's content (gadget files win, as in ubuntu-image); lk's prepared
+  files (``snapbootsel.bin``, ``boot.img``) stand in for the gadget's bare
+  ``image:`` files of the same name;
 * bare content and ``offset-write`` values become raw writes.
 
 The image is written as ``.<volume>.img.partial`` and renamed when complete.
@@ -240,6 +242,13 @@ class BuildContentResolver:
         return entries
 
     def image_file(self, structure: LaidOutStructure, content: Any) -> Path:
+        # UC16/18 lk: ubuntu-image copies image/boot/lk/* (snapbootsel.bin with the
+        # boot variables, the kernel's boot.img) over the gadget's own files
+        name = PurePosixPath(content.source)
+        if not self.build.info.uc20 and len(name.parts) == 1:
+            prepared = self.build.boot_dir() / "lk" / name.name
+            if prepared.is_file():
+                return prepared
         path: Path = self.gadget.image_file(structure, content)
         return path
 

@@ -7,13 +7,16 @@ UC16/18 (:func:`write_boot16`) writes into a boot directory whose sub-folder
 (``grub/``, ``uboot/`` …) the build copies to the system-boot partition:
 grub gets the gadget's ``grub.conf`` as ``grub.cfg`` plus a ``grubenv``;
 u-boot gets ``uboot.env`` (the gadget's ``uboot.conf`` with the boot variables
-set) and the kernel's assets extracted to ``<kernel>_<rev>.snap/``.
+set) and the kernel's assets extracted to ``<kernel>_<rev>.snap/``; lk gets
+``snapbootsel.bin`` (the gadget's binary ``lk.conf`` with the boot variables and
+the kernel assigned to a free boot partition) and the kernel's ``boot.img``.
 
 UC20+ (:func:`write_recovery20`) writes the recovery bootloader files into the
 seed tree: grub ``EFI/ubuntu/{grub.cfg,grubenv}`` and ``systems/<label>/grubenv``;
 u-boot ``uboot/ubuntu/boot.sel`` and ``systems/<label>/kernel/``; piboot
 ``piboot/ubuntu/piboot.conf``, ``systems/<label>/kernel/``, ``config.txt`` and
-``cmdline.txt``.
+``cmdline.txt``; lk ``boot/lk/snaprecoverysel.bin`` (the recovery system
+assigned to a free recovery boot partition) and ``boot/lk/boot.img``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ucimage.errors import UcimageError
-from ucimage.seed.bootenv import GrubEnv, UbootEnv
+from ucimage.seed.bootenv import (
+    LK_V1,
+    LK_V2_RECOVERY,
+    BootEnvError,
+    GrubEnv,
+    LkEnv,
+    LkLayout,
+    UbootEnv,
+)
 from ucimage.seed.model import ModelInfo
 
 MARKERS: dict[str, str] = {
@@ -105,6 +116,15 @@ def write_boot16(
         env.update(values)
         env.write(out / "uboot.env")
         assets.extract_kernel(KERNEL_ASSETS, out / kernel_file)
+    elif loader == "lk":
+        out = boot_dir / "lk"
+        out.mkdir(parents=True, exist_ok=True)
+        lk = _lk_from_gadget(gadget, LK_V1)
+        # the kernel's boot image goes to a boot partition the gadget named
+        installed = [lk["snap_kernel"]] if lk["snap_kernel"] else []
+        _lk_boot_image(lk, assets, out, reserved=installed, value=kernel_file)
+        lk.update(values, ignore_unknown=True)
+        lk.write(out / "snapbootsel.bin")
     elif loader == "android-boot":
         out = boot_dir / "androidboot"
         out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +135,7 @@ def write_boot16(
     else:
         raise BootloaderError(
             f"the {loader} bootloader is not supported for UC16/18 images yet",
-            hint="use a grub or u-boot gadget",
+            hint="use a grub, u-boot, lk or android-boot gadget",
         )
     return loader
 
@@ -125,6 +145,30 @@ def _uboot_from_gadget(conf: Path) -> UbootEnv:
     if not data:
         return UbootEnv()
     return UbootEnv.decode(data)
+
+
+def _lk_from_gadget(gadget: Path, layout: LkLayout) -> LkEnv:
+    """The gadget's ``lk.conf``: an lk env (with the boot partition names) to start from."""
+    try:
+        return LkEnv.read(gadget / "lk.conf", layout)
+    except BootEnvError as exc:
+        raise BootloaderError(
+            f"cannot use the gadget's lk.conf: {exc.message}",
+            hint=f"an lk gadget ships lk.conf as a binary lk {layout.name} env whose boot "
+            "image matrix names the boot partitions (snapd cannot use it either)",
+        ) from None
+
+
+def _lk_boot_image(
+    env: LkEnv, assets: BootAssets, out: Path, *, reserved: Sequence[str], value: str
+) -> None:
+    """Extract the kernel's boot image into *out* and record *value* for a free partition."""
+    try:
+        partition = env.find_free_boot_partition(reserved, value)
+    except BootEnvError as exc:
+        raise BootloaderError(exc.message, hint=exc.hint) from None
+    assets.extract_kernel((env.boot_image_name(),), out)
+    env.set_boot_partition(partition, value)
 
 
 def _read_plain_env(path: Path) -> dict[str, str]:
@@ -218,10 +262,20 @@ def write_recovery20(
         recovery_args = f"snapd_recovery_mode=install snapd_recovery_system={label}"
         args = f"{cmdline.read_text().strip()} {recovery_args}"
         (kernel_dir / "cmdline.txt").write_text(args.strip() + "\n")
+    elif loader == "lk":
+        # snapd: <seed>/boot/lk/snaprecoverysel.bin (no boot flags in the struct) and
+        # the kernel's boot image beside it, for the system-seed-image partitions
+        out = seed_root / "boot/lk"
+        out.mkdir(parents=True, exist_ok=True)
+        env = _lk_from_gadget(gadget, LK_V2_RECOVERY)
+        env.update(recovery, ignore_unknown=True)
+        assigned = [value for _, value in env.boot_partitions() if value]
+        _lk_boot_image(env, assets, out, reserved=assigned, value=label)
+        env.write(out / "snaprecoverysel.bin")
     else:
         raise BootloaderError(
             f"the {loader} bootloader is not supported for UC20+ images yet",
-            hint="use a grub, u-boot or piboot gadget",
+            hint="use a grub, u-boot, piboot or lk gadget",
         )
     return loader
 
