@@ -9,11 +9,8 @@ UC20 ``model``, the only expected differences).
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import os
 import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from tests.build_snaps import (
     snaps_uc20,
     snaps_uc20_pi,
 )
+from tests.snapd_oracle import not_found_store, prepare_image
 from ucimage.cli.main import main
 from ucimage.seed.bootenv import GrubEnv, UbootEnv
 
@@ -41,45 +39,10 @@ pytestmark = [
 ]
 
 
-class _NotFound(http.server.BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        body = b'{"error-list":[{"code":"not-found","message":"not found"}]}'
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def stub_store() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def prepare_image(url: str, model: Path, snaps: list[Path], out: Path, arch: str) -> None:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(out.parent),
-        "UBUNTU_IMAGE_SKIP_COPY_UNVERIFIED_MODEL": "1",
-        "SNAPPY_FORCE_API_URL": url,
-        "SNAPPY_FORCE_SAS_URL": url,
-    }
-    argv = ["snap", "prepare-image", "--arch", arch]
-    for snap in snaps:
-        argv += ["--snap", str(snap)]
-    subprocess.run([*argv, str(model), str(out)], check=True, env=env, capture_output=True)
+    with not_found_store() as url:
+        yield url
 
 
 def ours(model: Path, snaps: list[Path], out: Path) -> None:
@@ -89,6 +52,17 @@ def ours(model: Path, snaps: list[Path], out: Path) -> None:
     for snap in snaps:
         args += ["--snap", str(snap)]
     assert main(args) == 0
+
+
+def ours_today(model: Path, snaps: list[Path], out: Path) -> str:
+    """Build ours on snapd's day (it labels the UC20 system with today's date); the label."""
+    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0)
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(today.timestamp()))
+    try:
+        ours(model, snaps, out)
+    finally:
+        del os.environ["SOURCE_DATE_EPOCH"]
+    return today.strftime("%Y%m%d")
 
 
 def tree(root: Path) -> set[str]:
@@ -140,17 +114,10 @@ def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path, bootlo
         model = sign_model(model_uc20_pi("dangerous"), tmp_path / "m.model")
         arch = "arm64"
     prepare_image(stub_store, model, snaps, tmp_path / "snapd", arch)
-    # snapd labels the system with today's date; build ours for the same day
-    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0)
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(today.timestamp()))
-    try:
-        ours(model, snaps, tmp_path / "ours")
-    finally:
-        del os.environ["SOURCE_DATE_EPOCH"]
+    label = ours_today(model, snaps, tmp_path / "ours")
     theirs, mine = tmp_path / "snapd/system-seed", tmp_path / "ours/system-seed"
     assert tree(mine) == tree(theirs)
     assert tree(theirs), "snapd produced nothing"
-    label = today.strftime("%Y%m%d")
     system = f"systems/{label}"
     assert yaml.safe_load((mine / system / "options.yaml").read_text()) == yaml.safe_load(
         (theirs / system / "options.yaml").read_text()
@@ -263,17 +230,11 @@ def test_uc20_lk_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> 
     snaps = snaps_uc20_lk(tmp_path / "snaps")
     model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
     prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
-    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0)
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(today.timestamp()))
-    try:
-        ours(model, snaps, tmp_path / "ours")
-    finally:
-        del os.environ["SOURCE_DATE_EPOCH"]
+    label = ours_today(model, snaps, tmp_path / "ours")
     theirs, mine = tmp_path / "snapd/system-seed", tmp_path / "ours/system-seed"
     assert tree(mine) == tree(theirs)
     for name in ("snaprecoverysel.bin", "boot.img"):
         assert (mine / "boot/lk" / name).read_bytes() == (theirs / "boot/lk" / name).read_bytes()
-    label = today.strftime("%Y%m%d")
     env = LkEnv.read(theirs / "boot/lk/snaprecoverysel.bin", LK_V2_RECOVERY)
     assert env["snapd_recovery_system"] == label and env["snapd_recovery_mode"] == "install"
     assert env.boot_partitions()[:2] == [("boot_ra", label), ("boot_rb", "")]

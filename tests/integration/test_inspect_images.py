@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,9 +64,9 @@ def sh(*argv: str | Path, stdin: bytes | None = None) -> bytes:
     ).stdout
 
 
-def sfdisk_json(image: Path) -> dict[str, object]:
+def sfdisk_json(image: Path) -> dict[str, Any]:
     doc = json.loads(sh("sfdisk", "--json", image))
-    table: dict[str, object] = doc["partitiontable"]
+    table: dict[str, Any] = doc["partitiontable"]
     return table
 
 
@@ -197,6 +198,12 @@ def build_uc16_image(
     )
     (esp / "EFI/ubuntu/grub.cfg").write_text("# test\n")
     image = workdir / name
+    make_pc_disk(image, esp, writable)
+    return BuiltImage(image, "uc16", 3, 73728 * 512)
+
+
+def make_pc_disk(image: Path, esp: Path, writable: Path) -> None:
+    """The UC16/18 pc layout: BIOS Boot, the ESP (vfat ``system-boot``), ext4 ``writable``."""
     make_disk(
         image,
         (4096 + 69632 + 32768 + 2048) * 512,
@@ -207,7 +214,6 @@ def build_uc16_image(
     )
     put_vfat(image, 4096, 69632, "system-boot", esp)
     put_ext4(image, 73728, 32768, "writable", writable)
-    return BuiltImage(image, "uc16", 3, 73728 * 512)
 
 
 def build_uc20_image(
@@ -318,11 +324,11 @@ def flip_byte_of_file(image: BuiltImage, fs_path: str, offset_in_file: int = 100
             start = m.find(data[:4096], part_off)
         assert start >= 0, fs_path
         pos = start + offset_in_file
-    with open(image.path, "r+b") as f:
-        f.seek(pos)
-        old = f.read(1)
-        f.seek(pos)
-        f.write(bytes([old[0] ^ 0xFF]))
+    with open(image.path, "r+b") as img:
+        img.seek(pos)
+        old = img.read(1)
+        img.seek(pos)
+        img.write(bytes([old[0] ^ 0xFF]))
 
 
 # --------------------------------------------------------------------------- checks of the fixtures

@@ -10,12 +10,8 @@ tree out as ubuntu-image does (UC16/18: ``image/*`` under ``system-data/`` of wr
 
 from __future__ import annotations
 
-import http.server
 import json
-import os
 import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,12 +23,12 @@ from tests.integration.test_inspect_built import make_root, model18, model20
 from tests.integration.test_inspect_images import (
     BIOS_TYPE,
     ESP_TYPE,
-    LINUX_TYPE,
     make_disk,
-    put_ext4,
+    make_pc_disk,
     put_vfat,
     sh,
 )
+from tests.snapd_oracle import not_found_store, prepare_image
 from ucimage.cli.main import main
 from ucimage.run import which
 
@@ -42,48 +38,10 @@ pytestmark = [
 ]
 
 
-class _NotFound(http.server.BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        body = json.dumps({"error-list": [{"code": "not-found", "message": "not found"}]})
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    do_GET = _answer
-    do_POST = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def stub_store() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def prepare_image(stub: str, model: Path, snaps: list[Path], out: Path) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(out.parent),
-        "SNAPPY_FORCE_API_URL": stub,
-        "SNAPPY_FORCE_SAS_URL": stub + "v2/",
-        "UBUNTU_IMAGE_SKIP_COPY_UNVERIFIED_MODEL": "1",
-    }
-    args = ["snap", "prepare-image", "--arch", "amd64", str(model), str(out)]
-    for snap in snaps:
-        args += ["--snap", str(snap)]
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with not_found_store() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -103,16 +61,7 @@ def oracle(stub_store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     esp = base / "esp"
     shutil.copytree(out / "image/boot/grub", esp / "EFI/ubuntu")
     image = base / "uc18.img"
-    make_disk(
-        image,
-        (4096 + 69632 + 32768 + 2048) * 512,
-        "label: gpt\n"
-        f'start=2048, size=2048, type={BIOS_TYPE}, name="BIOS Boot"\n'
-        f'start=4096, size=69632, type={ESP_TYPE}, name="EFI System"\n'
-        f'start=73728, size=32768, type={LINUX_TYPE}, name="writable"\n',
-    )
-    put_vfat(image, 4096, 69632, "system-boot", esp)
-    put_ext4(image, 73728, 32768, "writable", writable)
+    make_pc_disk(image, esp, writable)
     result.update(uc18=image, uc18_model=m18, uc18_prep=out)
 
     # UC20 (grade dangerous: local snaps allowed)

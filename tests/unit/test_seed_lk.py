@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.build_snaps import LK_V1_FIELDS, LK_V2_RECOVERY_FIELDS, lk_env
+from tests.unit.test_seed_writer import UC18, UC20
 from ucimage.seed.bootenv import (
     LK_V1,
     LK_V2_RECOVERY,
@@ -34,21 +35,6 @@ from ucimage.seed.bootloader import (
     write_boot16,
     write_recovery20,
 )
-from ucimage.seed.model import ModelInfo
-
-UC18 = ModelInfo.from_headers(
-    {"brand-id": "b", "model": "m", "display-name": "My Device", "base": "core18",
-     "gadget": "board=18", "kernel": "board-kernel=18"}
-)  # fmt: skip
-UC20 = ModelInfo.from_headers(
-    {"brand-id": "b", "model": "m", "base": "core20", "grade": "dangerous",
-     "snaps": [{"name": "board", "type": "gadget", "default-channel": "20/stable",
-                "id": "G" * 32},
-               {"name": "board-kernel", "type": "kernel", "default-channel": "20/stable",
-                "id": "K" * 32},
-               {"name": "core20", "type": "base", "id": "B" * 32},
-               {"name": "snapd", "type": "snapd", "id": "S" * 32}]}
-)  # fmt: skip
 
 
 def v1_conf(parts: Sequence[str] = ("boot_a", "boot_b"), **values: str) -> bytes:
