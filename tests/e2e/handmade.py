@@ -214,7 +214,7 @@ def assemble(
         (work / "grubenv", "::EFI/ubuntu/grubenv"),
     ):
         run(["mcopy", "-i", img, src, dest], env=mtools)
-    mkfs = [
+    mkfs: list[str | Path] = [
         "mkfs.ext4",
         "-q",
         "-F",

@@ -116,7 +116,7 @@ def _file_offset_in_image(image: Path, path_in_fs: str) -> int:
     """Byte offset in *image* of the first block of *path_in_fs* on the writable partition."""
     table = json.loads(run_text(["sfdisk", "--json", image]))["partitiontable"]
     part = next(p for p in table["partitions"] if p.get("name") == "writable")
-    offset = part["start"] * table.get("sectorsize", 512)
+    offset: int = part["start"] * table.get("sectorsize", 512)
     fs = f"{image}?offset={offset}"
     blocks = run_text(["debugfs", "-R", f"blocks {path_in_fs}", fs]).split()
     block_size = int(

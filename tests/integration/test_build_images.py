@@ -7,7 +7,9 @@ import os
 import struct
 import subprocess
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,22 +35,39 @@ EPOCH = "1700000000"  # 2023-11-14
 TRUST = [a for f in TRUSTED_FILES for a in ("--trusted", str(f))]
 
 
+@dataclass(frozen=True)
+class Fixtures:
+    """Signed models and the snaps they name, built once per module."""
+
+    uc18: list[Path]
+    pi3: list[Path]
+    uc20: list[Path]
+    m18: Path
+    mpi3: Path
+    m20: Path
+    m20signed: Path
+    uc16: list[Path]
+    m16: Path
+    uc20pi: list[Path]
+    m20pi: Path
+
+
 @pytest.fixture(scope="module")
-def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
     base = tmp_path_factory.mktemp("build-fixtures")
-    return {
-        "uc18": snaps_uc18(base / "uc18"),
-        "pi3": snaps_uc16_pi3(base / "pi3"),
-        "uc20": snaps_uc20(base / "uc20"),
-        "m18": sign_model(MODEL_UC18, base / "uc18.model"),
-        "mpi3": sign_model(MODEL_UC16_PI3, base / "pi3.model"),
-        "m20": sign_model(model_uc20("dangerous"), base / "uc20.model"),
-        "m20signed": sign_model(model_uc20("signed"), base / "uc20s.model"),
-        "uc16": snaps_uc16(base / "uc16"),
-        "m16": sign_model(MODEL_UC16_PC, base / "uc16.model"),
-        "uc20pi": snaps_uc20_pi(base / "uc20pi", "u-boot"),
-        "m20pi": sign_model(model_uc20_pi("dangerous"), base / "uc20pi.model"),
-    }
+    return Fixtures(
+        uc18=snaps_uc18(base / "uc18"),
+        pi3=snaps_uc16_pi3(base / "pi3"),
+        uc20=snaps_uc20(base / "uc20"),
+        m18=sign_model(MODEL_UC18, base / "uc18.model"),
+        mpi3=sign_model(MODEL_UC16_PI3, base / "pi3.model"),
+        m20=sign_model(model_uc20("dangerous"), base / "uc20.model"),
+        m20signed=sign_model(model_uc20("signed"), base / "uc20s.model"),
+        uc16=snaps_uc16(base / "uc16"),
+        m16=sign_model(MODEL_UC16_PC, base / "uc16.model"),
+        uc20pi=snaps_uc20_pi(base / "uc20pi", "u-boot"),
+        m20pi=sign_model(model_uc20_pi("dangerous"), base / "uc20pi.model"),
+    )
 
 
 def build(model: Path, snaps: list[Path], out: Path, *extra: str) -> int:
@@ -62,9 +81,9 @@ def build(model: Path, snaps: list[Path], out: Path, *extra: str) -> int:
         del os.environ["SOURCE_DATE_EPOCH"]
 
 
-def sfdisk(image: Path) -> dict[str, object]:
+def sfdisk(image: Path) -> dict[str, Any]:
     out = subprocess.run(["sfdisk", "--json", str(image)], check=True, capture_output=True)
-    table: dict[str, object] = json.loads(out.stdout)["partitiontable"]
+    table: dict[str, Any] = json.loads(out.stdout)["partitiontable"]
     return table
 
 
@@ -115,13 +134,13 @@ def parse_ubootenv(data: bytes) -> dict[str, str]:
     return dict(p.decode().split("=", 1) for p in pairs if p)
 
 
-def test_uc18_pc_gpt_grub(fixtures: dict[str, object], tmp_path: Path) -> None:
+def test_uc18_pc_gpt_grub(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert build(fixtures["m18"], fixtures["uc18"], out) == 0  # type: ignore[arg-type]
+    assert build(fixtures.m18, fixtures.uc18, out) == 0
     image = out / "pc.img"
     table = sfdisk(image)
-    parts = table["partitions"]  # type: ignore[index]
-    assert table["label"] == "gpt"  # type: ignore[index]
+    parts = table["partitions"]
+    assert table["label"] == "gpt"
     assert [p["name"] for p in parts] == ["BIOS Boot", "EFI System", "writable"]
     assert [p["start"] for p in parts[:3]] == [2048, 4096, 106496]
     # offset-write mbr+92 = BIOS Boot start sector
@@ -162,13 +181,13 @@ def test_uc18_pc_gpt_grub(fixtures: dict[str, object], tmp_path: Path) -> None:
     assert not list(out.glob(".*"))
 
 
-def test_uc16_pi3_mbr_uboot(fixtures: dict[str, object], tmp_path: Path) -> None:
+def test_uc16_pi3_mbr_uboot(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert build(fixtures["mpi3"], fixtures["pi3"], out) == 0  # type: ignore[arg-type]
+    assert build(fixtures.mpi3, fixtures.pi3, out) == 0
     image = out / "pi3.img"
     table = sfdisk(image)
     assert table["label"] == "dos"
-    parts = table["partitions"]  # type: ignore[index]
+    parts = table["partitions"]
     assert parts[0]["start"] == 2048 and parts[0]["type"] == "c" and parts[0].get("bootable")
     assert parts[1]["type"] == "83"
     boot = extract(image, parts[0]["start"], parts[0]["size"], tmp_path / "boot")
@@ -188,12 +207,12 @@ def test_uc16_pi3_mbr_uboot(fixtures: dict[str, object], tmp_path: Path) -> None
     assert (out / "snaps.manifest").read_text() == "core x1\npi2-kernel x1\n"
 
 
-def test_uc20_dangerous_seed_partition_only(fixtures: dict[str, object], tmp_path: Path) -> None:
+def test_uc20_dangerous_seed_partition_only(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert build(fixtures["m20"], fixtures["uc20"], out) == 0  # type: ignore[arg-type]
+    assert build(fixtures.m20, fixtures.uc20, out) == 0
     image = out / "pc.img"
     table = sfdisk(image)
-    parts = table["partitions"]  # type: ignore[index]
+    parts = table["partitions"]
     assert [p["name"] for p in parts] == ["BIOS Boot", "ubuntu-seed"]
     # sized for the whole layout (volume end 2992 MiB + GPT), but sparse
     assert image.stat().st_size == 2992 * 2**20 + 67 * 512
@@ -215,18 +234,18 @@ def test_uc20_dangerous_seed_partition_only(fixtures: dict[str, object], tmp_pat
     assert not (out / "seed.manifest").exists()  # only unasserted snaps: nothing to pin
 
 
-def test_uc20_factory_image_flag(fixtures: dict[str, object], tmp_path: Path) -> None:
+def test_uc20_factory_image_flag(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert build(fixtures["m20"], fixtures["uc20"], out, "--factory-image", "--seed") == 0  # type: ignore[arg-type]
+    assert build(fixtures.m20, fixtures.uc20, out, "--factory-image", "--seed") == 0
     env = parse_grubenv((out / "system-seed/EFI/ubuntu/grubenv").read_bytes())
     assert env["snapd_boot_flags"] == "factory"
 
 
 def test_uc20_signed_refuses_local_snaps_before_any_work(
-    fixtures: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fixtures: Fixtures, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    rc = build(fixtures["m20signed"], fixtures["uc20"], out)  # type: ignore[arg-type]
+    rc = build(fixtures.m20signed, fixtures.uc20, out)
     assert rc == 2
     err = capsys.readouterr().err
     assert "grade signed" in err
@@ -234,22 +253,25 @@ def test_uc20_signed_refuses_local_snaps_before_any_work(
 
 
 def test_unverified_model_refused_unless_allowed(
-    fixtures: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fixtures: Fixtures, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["snap", str(fixtures["m18"]), "-O", str(tmp_path), "--seed"]
-    for snap in fixtures["uc18"]:  # type: ignore[attr-defined]
+    args = ["snap", str(fixtures.m18), "-O", str(tmp_path), "--seed"]
+    for snap in fixtures.uc18:
         args += ["--snap", str(snap)]
     assert main(args) == 1
     assert "cannot verify the model assertion" in capsys.readouterr().err
     assert main([*args, "--allow-unverified", "-q"]) == 0
 
 
-def test_reproducible_images_and_manifests(fixtures: dict[str, object], tmp_path: Path) -> None:
-    for name, model, snaps in (("uc18", "m18", "uc18"), ("uc20", "m20", "uc20")):
+def test_reproducible_images_and_manifests(fixtures: Fixtures, tmp_path: Path) -> None:
+    for name, model, snaps in (
+        ("uc18", fixtures.m18, fixtures.uc18),
+        ("uc20", fixtures.m20, fixtures.uc20),
+    ):
         digests = []
         for run in ("a", "b"):
             out = tmp_path / name / run
-            assert build(fixtures[model], fixtures[snaps], out) == 0  # type: ignore[arg-type]
+            assert build(model, snaps, out) == 0
             digests.append(
                 {
                     p.name: __import__("hashlib").sha256(p.read_bytes()).hexdigest()
@@ -259,7 +281,7 @@ def test_reproducible_images_and_manifests(fixtures: dict[str, object], tmp_path
         assert digests[0] == digests[1], name
 
 
-def test_uc16_pc_gpt_grub_with_customizations(fixtures: dict[str, object], tmp_path: Path) -> None:
+def test_uc16_pc_gpt_grub_with_customizations(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
     user_data = tmp_path / "user-data"
     user_data.write_text("#cloud-config\n")
@@ -272,11 +294,9 @@ def test_uc16_pc_gpt_grub_with_customizations(fixtures: dict[str, object], tmp_p
         "--disk-info",
         str(disk_info),
     )
-    assert (
-        build(fixtures["m16"], fixtures["uc16"], out, *extra, "--bmap", "--compress", "zstd") == 0
-    )  # type: ignore[arg-type]
+    assert build(fixtures.m16, fixtures.uc16, out, *extra, "--bmap", "--compress", "zstd") == 0
     image = out / "pc.img"
-    parts = sfdisk(image)["partitions"]  # type: ignore[index]
+    parts = sfdisk(image)["partitions"]
     assert [p["name"] for p in parts] == ["BIOS Boot", "EFI System", "writable"]
     writable = extract(image, parts[2]["start"], parts[2]["size"], tmp_path / "w")
     fsck_ok(["e2fsck", "-fn", str(writable)])
@@ -299,13 +319,13 @@ def test_uc16_pc_gpt_grub_with_customizations(fixtures: dict[str, object], tmp_p
     assert b"<bmap" in (out / "pc.img.bmap").read_bytes()
 
 
-def test_uc20_pi_mbr_uboot(fixtures: dict[str, object], tmp_path: Path) -> None:
+def test_uc20_pi_mbr_uboot(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert build(fixtures["m20pi"], fixtures["uc20pi"], out) == 0  # type: ignore[arg-type]
+    assert build(fixtures.m20pi, fixtures.uc20pi, out) == 0
     image = out / "pi.img"
     table = sfdisk(image)
     assert table["label"] == "dos"
-    parts = table["partitions"]  # type: ignore[index]
+    parts = table["partitions"]
     assert len(parts) == 1 and parts[0]["type"] == "c"
     seed = extract(image, parts[0]["start"], parts[0]["size"], tmp_path / "seed")
     fsck_ok(["fsck.vfat", "-n", str(seed)])
@@ -317,7 +337,7 @@ def test_uc20_pi_mbr_uboot(fixtures: dict[str, object], tmp_path: Path) -> None:
     assert "::/overlays/uart.dtbo" in listing
 
 
-def test_uc18_gpt_4k_sectors(fixtures: dict[str, object], tmp_path: Path) -> None:
+def test_uc18_gpt_4k_sectors(fixtures: Fixtures, tmp_path: Path) -> None:
     from tests.build_snaps import make_snap
     from ucimage.inspect.partitions import read_partition_table
 
@@ -325,9 +345,9 @@ def test_uc18_gpt_4k_sectors(fixtures: dict[str, object], tmp_path: Path) -> Non
         tmp_path, "pc", "gadget", base="core18", gadget_yaml="ui-gpt-4k-sector.yaml",
         extra={"grub-cpc.cfg": b"# cpc\n"},
     )  # fmt: skip
-    snaps = [s for s in fixtures["uc18"] if s.stem != "pc"] + [gadget]  # type: ignore[attr-defined]
+    snaps = [s for s in fixtures.uc18 if s.stem != "pc"] + [gadget]
     out = tmp_path / "out"
-    assert build(fixtures["m18"], snaps, out, "--sector-size", "4096") == 0  # type: ignore[arg-type]
+    assert build(fixtures.m18, snaps, out, "--sector-size", "4096") == 0
     image = out / "pc.img"
     table = read_partition_table(image)  # sfdisk here cannot read 4 KiB-sector files
     parts = {p.name: p for p in table.partitions}
@@ -351,13 +371,13 @@ def test_uc18_gpt_4k_sectors(fixtures: dict[str, object], tmp_path: Path) -> Non
 
 
 def test_image_size_option(
-    fixtures: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    fixtures: Fixtures, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "big"
-    assert build(fixtures["m18"], fixtures["uc18"], out, "-i", "128M") == 0  # type: ignore[arg-type]
+    assert build(fixtures.m18, fixtures.uc18, out, "-i", "128M") == 0
     image = out / "pc.img"
     assert image.stat().st_size == 128 << 20
-    parts = sfdisk(image)["partitions"]  # type: ignore[index]
+    parts = sfdisk(image)["partitions"]
     writable = parts[2]
     end = (writable["start"] + writable["size"]) * 512
     assert end > (128 << 20) - (1 << 20)  # writable grew to fill the image
@@ -365,8 +385,8 @@ def test_image_size_option(
         ["e2fsck", "-fn", str(extract(image, writable["start"], writable["size"], tmp_path / "w"))]
     )
     small = tmp_path / "small"
-    args = ["snap", str(fixtures["m18"]), *TRUST, "-O", str(small), "-i", "10M"]
-    for snap in fixtures["uc18"]:  # type: ignore[attr-defined]
+    args = ["snap", str(fixtures.m18), *TRUST, "-O", str(small), "-i", "10M"]
+    for snap in fixtures.uc18:
         args += ["--snap", str(snap)]
     assert main(args) == 0
     assert (
@@ -375,9 +395,7 @@ def test_image_size_option(
     assert (small / "pc.img").stat().st_size > 10 << 20
 
 
-def test_uc20_multi_volume_one_image_per_volume(
-    fixtures: dict[str, object], tmp_path: Path
-) -> None:
+def test_uc20_multi_volume_one_image_per_volume(fixtures: Fixtures, tmp_path: Path) -> None:
     from tests.build_snaps import make_snap
 
     gadget = make_snap(
@@ -385,15 +403,15 @@ def test_uc20_multi_volume_one_image_per_volume(
         gadget_yaml="snapd-multivolume-uc20-bare-volume.yaml", bootloader="none",
         extra={"uboot.conf": b"", "u-boot.imz": b"UBOOT" * 1000},
     )  # fmt: skip
-    snaps = [s for s in fixtures["uc20pi"] if s.stem != "pi"] + [gadget]  # type: ignore[attr-defined]
+    snaps = [s for s in fixtures.uc20pi if s.stem != "pi"] + [gadget]
     out = tmp_path / "out"
-    assert build(fixtures["m20pi"], snaps, out) == 0  # type: ignore[arg-type]
+    assert build(fixtures.m20pi, snaps, out) == 0
     assert sorted(p.name for p in out.glob("*.img")) == [
         "frobinator-image.img",
         "u-boot-frobinator.img",
     ]
     main_image = out / "frobinator-image.img"
-    parts = sfdisk(main_image)["partitions"]  # type: ignore[index]
+    parts = sfdisk(main_image)["partitions"]
     assert [p["name"] for p in parts] == ["ubuntu-seed"]  # boot/save/data made at install
     seed = extract(main_image, parts[0]["start"], parts[0]["size"], tmp_path / "seed")
     fsck_ok(["e2fsck", "-fn", str(seed)])

@@ -118,7 +118,7 @@ def test_uc18_from_store(
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     out = tmp_path / "out"
     assert build_from_store(url, root, model, out) == 0
-    parts = sfdisk(out / "pc.img")["partitions"]  # type: ignore[index]
+    parts = sfdisk(out / "pc.img")["partitions"]
     writable = extract(out / "pc.img", parts[2]["start"], parts[2]["size"], tmp_path / "w")
     fsck_ok(["e2fsck", "-fn", str(writable)])
     seed = "/system-data/var/lib/snapd/seed"
@@ -152,7 +152,7 @@ def test_uc20_signed_from_store(
     model = sign_model(model_uc20("signed"), tmp_path / "m.model")
     out = tmp_path / "out"
     assert build_from_store(url, root, model, out) == 0
-    parts = sfdisk(out / "pc.img")["partitions"]  # type: ignore[index]
+    parts = sfdisk(out / "pc.img")["partitions"]
     seed = extract(out / "pc.img", parts[1]["start"], parts[1]["size"], tmp_path / "seed")
     fsck_ok(["fsck.vfat", "-n", str(seed)])
     listing = mtools("mdir", seed, "-b", "-/", "::").decode()
@@ -180,7 +180,7 @@ def test_uc20_signed_pi_mbr_uboot_from_store(
     assert build_from_store(url, root, model, out) == 0
     table = sfdisk(out / "pi.img")
     assert table["label"] == "dos"
-    parts = table["partitions"]  # type: ignore[index]
+    parts = table["partitions"]
     seed = extract(out / "pi.img", parts[0]["start"], parts[0]["size"], tmp_path / "seed")
     fsck_ok(["fsck.vfat", "-n", str(seed)])
     env = parse_ubootenv(mtools("mtype", seed, "::uboot/ubuntu/boot.sel"))
@@ -356,3 +356,109 @@ def test_offline_without_local_files_names_snaps(
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "cannot get these snaps offline" in err and "core18" in err
+
+
+def _store_brand(root: Path, brand: str, since: str) -> tuple[object, bytes]:
+    """A brand key and the brand's account + account-key signed by the store's root."""
+    from ucimage.assertions import PrivateKey
+    from ucimage.store.server.authority import Authority, account_key
+
+    authority = Authority.load(root)
+    key = PrivateKey.generate(2048)
+    account = authority.sign_as_root(
+        {
+            "type": "account",
+            "account-id": brand,
+            "display-name": brand.title(),
+            "username": brand,
+            "validation": "verified",
+            "timestamp": since,
+        }
+    )
+    akey = account_key(authority.authority_id, brand, "models", key, authority.root_key,
+                       since).encode()  # fmt: skip
+    return key, account + b"\n" + akey
+
+
+def test_brand_chain_comes_from_the_store(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Like snap prepare-image: the model's account-key and account are fetched from the
+    store (no --assertion files) and written to the seed beside the model."""
+    from ucimage.assertions import sign_json
+
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc18(tmp_path / "snaps"):
+        push(url, root, snap, "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable")
+    # the brand key is valid from now on (the store's root key only since its init)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    key, chain = _store_brand(root, "storebrand", now)
+    doc = {"type": "model", "authority-id": "storebrand", "brand-id": "storebrand",
+           "series": "16", "timestamp": now, **MODEL_UC18}  # fmt: skip
+    model = tmp_path / "store-brand.model"
+    model.write_bytes(sign_json(json.dumps(doc), key).encode())  # type: ignore[arg-type]
+    # not in the store yet: the model cannot be verified, and the error says what is missing
+    assert build_from_store(url, root, model, tmp_path / "no", "--seed") == 1
+    err = capsys.readouterr().err
+    assert "cannot verify the model assertion" in err and "not found" in err
+    (tmp_path / "brand.assert").write_bytes(chain)
+    ucimage("store", "add-assertion", str(tmp_path / "brand.assert"), "--store", url,
+            "--token-file", str(root / "upload-token"))  # fmt: skip
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out, "--seed") == 0
+    seed = out / "image/var/lib/snapd/seed/assertions"
+    names = {p.name for p in seed.iterdir()}
+    assert "storebrand.account" in names
+    assert f"{key.id}.account-key" in names  # type: ignore[attr-defined]
+    # the store's root is trusted (--trusted): like Canonical's, it is not seeded
+    assert "teststore.account" not in names
+    # offline, --assertion files supply the chain instead of the store
+    offline = tmp_path / "offline"
+    snaps = [f"--snap={p}" for p in sorted((tmp_path / "snaps").glob("*.snap"))]
+    args = ["--offline", "--assertion", str(tmp_path / "brand.assert"), "--seed", *snaps]
+    assert build_from_store(url, root, model, offline, *args) == 0, capsys.readouterr().err
+    assert "storebrand.account" in {
+        p.name for p in (offline / "image/var/lib/snapd/seed/assertions").iterdir()
+    }
+
+
+def test_validation_set_latest_sequence(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unpinned validation set is enforced at the latest sequence the store has."""
+    from ucimage.assertions import PrivateKey, sign_json
+
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc18(tmp_path / "snaps"):
+        push(url, root, snap, "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable")
+    push(url, root, make_snap(tmp_path / "v2", "hello-world", "app", base="core18", version="2"),
+         "edge")  # fmt: skip
+    hello = _snap_ids(url, root)["hello-world"]
+    key = PrivateKey.from_pem((SNAP_SIGN / "keys" / "testkey1.private.pem").read_bytes())
+    for seq, rev in (("1", "1"), ("2", "2")):
+        doc = {
+            "type": "validation-set", "authority-id": "testbrand", "account-id": "testbrand",
+            "series": "16", "name": "vs1", "sequence": seq,
+            "snaps": [{"name": "hello-world", "id": hello, "presence": "required",
+                       "revision": rev}],
+            "timestamp": "2024-01-01T00:00:00+00:00",
+        }  # fmt: skip
+        path = tmp_path / f"vs1-{seq}.assert"
+        path.write_bytes(sign_json(json.dumps(doc), key).encode())
+        ucimage("store", "add-assertion", str(path), "--store", url,
+                "--token-file", str(root / "upload-token"))  # fmt: skip
+    headers = dict(MODEL_UC18)
+    headers["validation-sets"] = [{"account-id": "testbrand", "name": "vs1", "mode": "enforce"}]
+    model = sign_model(headers, tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out, "--validation", "enforce", "--seed") == 0
+    # sequence 2 pins hello-world to revision 2 (only on edge); unpinned: "name SEQ"
+    assert (out / "seed.manifest").read_text() == (
+        "testbrand/vs1 2\ncore18 1\npc 1\npc-kernel 1\nsnapd 1\n"
+    )
+    seed = out / "image/var/lib/snapd/seed"
+    assert (seed / "snaps/hello-world_2.snap").exists()
+    assert "16,testbrand,vs1,2.validation-set" in {p.name for p in (seed / "assertions").iterdir()}

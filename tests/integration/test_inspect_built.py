@@ -252,8 +252,7 @@ def test_uc16_pi3_mbr_uboot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     doc = json.loads(out)
     assert doc["volumes"][0]["schema"] == "mbr"
     assert [p["type"] for p in doc["partitions"]] == [
-        p["type"]
-        for p in sfdisk_json(image)["partitions"]  # type: ignore[index]
+        p["type"] for p in sfdisk_json(image)["partitions"]
     ]
     (env,) = doc["bootenv"]
     assert (env["path"], env["format"], env["valid"]) == ("/uboot.env", "uboot", True)

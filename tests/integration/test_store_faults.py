@@ -53,7 +53,8 @@ def state(root: Path) -> tuple[Any, ...]:
 def integrity_ok(root: Path) -> bool:
     db = sqlite3.connect(root / "store.db")
     try:
-        return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        result: str = db.execute("PRAGMA integrity_check").fetchone()[0]
+        return result == "ok"
     finally:
         db.close()
 
