@@ -78,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "-w", "--workdir", type=Path, help="keep intermediate files here (for --resume)"
     )
     img.add_argument("-i", "--image-size", metavar="SIZE|VOL:SIZE,...", help="image size")
-    img.add_argument("--sector-size", type=int, default=512, choices=(512, 4096))
+    img.add_argument(
+        "--sector-size", type=int, default=512, choices=(512, 4096), help="default 512"
+    )
     img.add_argument("--disk-info", type=Path, metavar="FILE", help="copied to .disk/info")
     img.add_argument(
         "--cloud-init", type=Path, metavar="USER-DATA", help="cloud-init user-data (UC16/18)"

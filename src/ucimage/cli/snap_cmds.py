@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Pack DIR (with meta/snap.yaml) into NAME_VERSION_ARCH.snap with "
         "mksquashfs (xz, no fragments, root-owned); reproducible under SOURCE_DATE_EPOCH.",
     )
-    p.add_argument("directory", metavar="DIR")
+    p.add_argument("directory", metavar="DIR", help="snap tree with meta/snap.yaml")
     p.add_argument("target", metavar="TARGET_DIR", nargs="?", help="output directory")
     p.add_argument("-o", "--output", metavar="DIR", help="output directory (default: .)")
     p.add_argument("--filename", help="output file name instead of NAME_VERSION_ARCH.snap")
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "file), check its size and SHA3-384, fetch its assertions into NAME_REV.assert and "
         "verify them against the trusted roots (Canonical's plus --trusted files).",
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="snap name")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--channel", help="track/risk/branch (default: latest/stable)")
     which.add_argument("--revision", type=int, help="an exact revision")

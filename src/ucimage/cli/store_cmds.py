@@ -20,15 +20,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = store.add_subparsers(dest="store_verb", metavar="STORE_VERB")
 
     p = sub.add_parser("init", help="create a store directory (keys, root.assert, token)")
-    p.add_argument("directory", metavar="DIR")
+    p.add_argument("directory", metavar="DIR", help="new store directory (missing or empty)")
     p.add_argument("--authority-id", help="account id of the store's root authority")
     p.add_argument("--store-id", help="store id (default: generated)")
-    p.add_argument("--key-bits", type=int, default=4096, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--key-bits", type=int, default=4096, help="RSA size of the root key (default: 4096)"
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="serve a store over HTTP")
-    p.add_argument("directory", metavar="DIR", nargs="?", default=".")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "directory", metavar="DIR", nargs="?", default=".", help="store directory (default: .)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p.add_argument(
         "--require-auth", action="store_true", help="reads need the token too (default: open)"
@@ -48,15 +52,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("--json", action="store_true", help="print the store's JSON answer")
 
     p = sub.add_parser("push", help="upload a snap as its next revision")
-    p.add_argument("snap", metavar="FILE.snap")
+    p.add_argument("snap", metavar="FILE.snap", help="the snap file to upload")
     p.add_argument("--release", metavar="CHANNEL,...", help="release to these channels")
     remote(p)
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("release", help="release a revision to channels")
-    p.add_argument("name")
-    p.add_argument("revision", type=int)
-    p.add_argument("channels", nargs="+", metavar="CHANNEL")
+    p.add_argument("name", help="snap name")
+    p.add_argument("revision", type=int, help="revision number to release")
+    p.add_argument("channels", nargs="+", metavar="CHANNEL", help="track/risk/branch")
     remote(p)
     p.set_defaults(func=cmd_release)
 
@@ -67,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser(
         "add-assertion", help="add assertions (accounts, account-keys, models, validation-sets)"
     )
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="assertion files")
     remote(p)
     p.set_defaults(func=cmd_add_assertion)
 
