@@ -179,14 +179,50 @@ def test_rootless_build_as_nobody(inputs: list[str], tmp_path: Path) -> None:
         env=env,
         cwd="/",
     )
-    assert proc.returncode == 0, proc.stderr
-    image = out / "img" / "pc.img"
-    assert image.stat().st_uid == 65534
-    table = json.loads(
-        subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, check=True).stdout
-    )
-    assert len(table["partitiontable"]["partitions"]) == 3
-    shutil.rmtree(out, ignore_errors=True)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        image = out / "img" / "pc.img"
+        assert image.stat().st_uid == 65534
+        table = json.loads(
+            subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, check=True).stdout
+        )
+        parts = table["partitiontable"]["partitions"]
+        assert [p["name"] for p in parts] == ["BIOS Boot", "EFI System", "writable"]
+        writable = f"{image}?offset={parts[2]['start'] * 512}"
+        fsck = subprocess.run(["e2fsck", "-fn", writable], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+        # the builder (uid 65534) created the seed files; in the image they are root's
+        seed = debugfs_tree(writable, "/system-data/var/lib/snapd/seed")
+        names = {path.rsplit("/", 1)[-1] for path in seed}
+        assert {"seed.yaml", "snaps", "assertions", "pc-kernel_x1.snap", "model"} <= names
+        assert len(seed) >= 10  # the dirs, seed.yaml, model and the five snaps
+        assert set(seed.values()) == {(0, 0)}, seed
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def debugfs_tree(fs: str, top: str) -> dict[str, tuple[int, int]]:
+    """(uid, gid) of *top* and everything below it, read with ``debugfs ls -p``."""
+    owners: dict[str, tuple[int, int]] = {}
+    todo = [top]
+    while todo:
+        path = todo.pop()
+        out = subprocess.run(
+            ["debugfs", "-R", f"ls -p {path}", fs], capture_output=True, text=True, check=True
+        ).stdout
+        for line in out.splitlines():
+            # /inode/mode/uid/gid/name/size/
+            fields = line.strip().strip("/").split("/")
+            if len(fields) < 5:
+                continue
+            mode, uid, gid, name = int(fields[1], 8), int(fields[2]), int(fields[3]), fields[4]
+            if name == "..":
+                continue
+            full = path if name == "." else f"{path}/{name}"
+            owners[full] = (uid, gid)
+            if name != "." and mode & 0o170000 == 0o040000:
+                todo.append(full)
+    return owners
 
 
 def test_snaps_on_another_filesystem_are_not_copied_to_the_workdir(

@@ -461,13 +461,18 @@ write_disk(pc_spec(root, out / "pc.img", content_paths(root)), workdir=out)
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
 def test_unprivileged_build_is_root_owned_and_identical(nobody_dir: Path) -> None:
-    """uid 65534 builds the same bytes as root from the same (root-owned) content."""
+    """uid 65534 builds the same root-owned bytes as root, from content owned by uid 1000."""
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv not installed")
     content_root = nobody_dir / "content"
     content_root.mkdir()
     content = make_content(content_root)
     sh("chmod", "-R", "a+rX", content_root)
+    # neither the builder (65534) nor root owns the content: 0:0 in the image can only
+    # come from the writer rewriting every inode's owner
+    sh("chown", "-R", "1000:1000", content_root)
+    owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in content_root.rglob("*")}
+    assert owners == {(1000, 1000)}
     out = nobody_dir / "out"
     out.mkdir()
     os.chown(out, 65534, 65534)
