@@ -70,6 +70,7 @@ from ucimage.gadget.quantity import (
     parse_relative_offset,
     parse_size,
 )
+from ucimage.yaml_unique import UniqueKeyLoader
 
 VALID_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]+$")
 VALID_TYPE_ID = re.compile(r"^[0-9A-F]{2}$")
@@ -130,33 +131,8 @@ class YamlFloat(float):
         return obj
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(UniqueKeyLoader):
     """Safe loader: duplicate keys are errors; numbers keep their text."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                "found an unhashable key",
-                key_node.start_mark,
-            ) from None
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        mapping[key] = loader.construct_object(value_node, deep=True)
-    return mapping
 
 
 def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> YamlInt:
@@ -171,7 +147,6 @@ def _construct_text(loader: _Loader, node: yaml.ScalarNode) -> str:
     return str(node.value)
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 # dates stay text, like everything snapd reads as a string

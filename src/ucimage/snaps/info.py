@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from ucimage.snaps.errors import InvalidSnapYamlError
+from ucimage.yaml_unique import load_unique
 
 SnapType = Literal["app", "base", "core", "gadget", "kernel", "snapd", "os"]
 SNAP_TYPES: tuple[str, ...] = ("app", "base", "core", "gadget", "kernel", "snapd", "os")
@@ -34,32 +35,9 @@ _ARCH = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _PROVENANCE = re.compile(r"^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$")
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe loader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-    return result
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
 def load_yaml_strict(text: str | bytes) -> Any:
-    """``yaml.safe_load`` that also rejects duplicate keys."""
-    return yaml.load(text, Loader=_StrictLoader)
+    """``yaml.safe_load`` that also rejects duplicate (and unhashable) keys."""
+    return load_unique(text)
 
 
 def validate_snap_name(name: object, what: str = "snap name") -> str:
