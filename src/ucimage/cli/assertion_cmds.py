@@ -10,15 +10,20 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ucimage.assertions import Database, checks, encode_stream, load_assertion_files
-from ucimage.assertions.crypto import SIGNATURE_STYLES, PrivateKey
-from ucimage.assertions.errors import KeyringError
-from ucimage.assertions.keyring import DEFAULT_KEY_NAME, Keyring, check_key_name
-from ucimage.assertions.openpgp import export_from_gnupg, load_foreign_key
-from ucimage.assertions.signing import account, account_key, account_key_request, sign_json
-from ucimage.assertions.verify import verify_files
 from ucimage.errors import UsageError
+
+if TYPE_CHECKING:
+    from ucimage.assertions.crypto import PrivateKey
+    from ucimage.assertions.keyring import Keyring
+
+# Handlers import ucimage.assertions (and so cryptography) when they run: building the
+# parser for any verb, or `ucimage --help`, must stay cheap.  These two mirror
+# ucimage.assertions.keyring.DEFAULT_KEY_NAME and .crypto.SIGNATURE_STYLES for the
+# parser (tests/unit/test_cli_startup.py checks that they agree).
+DEFAULT_KEY_NAME = "default"
+SIGNATURE_STYLES = ("snapd", "gnupg")
 
 _KEYRING_HELP = (
     "directory of the keyring (default: $UCIMAGE_KEYRING, else $XDG_DATA_HOME/ucimage/keys)"
@@ -64,6 +69,9 @@ def _write(text: str | bytes) -> None:
 
 
 def _create_key(args: argparse.Namespace) -> int:
+    from ucimage.assertions.errors import KeyringError
+    from ucimage.assertions.keyring import Keyring, check_key_name
+
     keyring = Keyring(args.keyring)
     name = args.name
     check_key_name(name)
@@ -80,6 +88,8 @@ def _create_key(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from ucimage.assertions.keyring import Keyring
+
     keys = Keyring(args.keyring).list()
     if args.json:
         print(json.dumps([{"name": k.name, "sha3-384": k.id} for k in keys]))
@@ -95,6 +105,8 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _delete_key(args: argparse.Namespace) -> int:
+    from ucimage.assertions.keyring import Keyring
+
     keyring = Keyring(args.keyring)
     keyring.delete(args.name)
     print(f"deleted key {args.name!r} from {keyring.directory}", file=sys.stderr)
@@ -102,6 +114,9 @@ def _delete_key(args: argparse.Namespace) -> int:
 
 
 def _export_key(args: argparse.Namespace) -> int:
+    from ucimage.assertions.keyring import Keyring
+    from ucimage.assertions.signing import account_key_request
+
     keyring = Keyring(args.keyring)
     if args.account is None:
         _write(keyring.public_key(args.name).encode() + "\n")
@@ -112,6 +127,10 @@ def _export_key(args: argparse.Namespace) -> int:
 
 
 def _import_key(args: argparse.Namespace) -> int:
+    from ucimage.assertions.errors import KeyringError
+    from ucimage.assertions.keyring import Keyring, check_key_name
+    from ucimage.assertions.openpgp import export_from_gnupg, load_foreign_key
+
     passphrase = _given_passphrase(args)
     if (args.file is None) == (args.from_snap is None):
         raise UsageError("give either a key FILE or --from-snap NAME")
@@ -146,6 +165,8 @@ def _import_key(args: argparse.Namespace) -> int:
 
 
 def _signing_time(value: str | None) -> dt.datetime | None:
+    from ucimage.assertions import checks
+
     if value is None:
         return None
     try:
@@ -155,6 +176,10 @@ def _signing_time(value: str | None) -> dt.datetime | None:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    from ucimage.assertions import Database, encode_stream, load_assertion_files
+    from ucimage.assertions.keyring import Keyring
+    from ucimage.assertions.signing import sign_json
+
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
@@ -175,6 +200,10 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _account_key(args: argparse.Namespace) -> int:
+    from ucimage.assertions import checks
+    from ucimage.assertions.keyring import Keyring
+    from ucimage.assertions.signing import account_key
+
     keyring = Keyring(args.keyring)
     authority = _load_key(args, keyring, args.authority_key)
     public = keyring.public_key(args.key)
@@ -200,6 +229,10 @@ def _account_key(args: argparse.Namespace) -> int:
 
 
 def _account(args: argparse.Namespace) -> int:
+    from ucimage.assertions import checks
+    from ucimage.assertions.keyring import Keyring
+    from ucimage.assertions.signing import account
+
     keyring = Keyring(args.keyring)
     authority = _load_key(args, keyring, args.authority_key)
     if args.timestamp is not None:
@@ -222,6 +255,8 @@ def _account(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from ucimage.assertions.verify import verify_files
+
     results = verify_files(args.files, trusted_files=args.trusted, canonical=args.canonical)
     failed = 0
     for r in results:

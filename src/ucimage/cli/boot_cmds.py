@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ucimage.boot.qemu import BootResult, plan_boot, run_boot
+if TYPE_CHECKING:
+    from ucimage.boot.qemu import BootResult
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +77,9 @@ def _report(result: BootResult) -> None:
 
 
 def handle_boot(args: argparse.Namespace) -> int:
+    # imported here, not at the top: keeps the parser (and start-up) cheap
+    from ucimage.boot.qemu import plan_boot, run_boot
+
     plan = plan_boot(
         args.image,
         uefi=args.uefi,

@@ -7,17 +7,13 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ucimage.errors import UsageError
-from ucimage.gadget import (
-    GadgetError,
-    GadgetInfo,
-    ModelContext,
-    VolumeLayout,
-    lay_out_volume,
-    load_gadget,
-)
-from ucimage.gadget.quantity import iec
+
+if TYPE_CHECKING:
+    # imported by the handlers when they run (keeps the parser, and start-up, cheap)
+    from ucimage.gadget import GadgetError, GadgetInfo, ModelContext, VolumeLayout
 
 _MODELS = {
     "uc16": (False, False),
@@ -84,6 +80,8 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _model(args: argparse.Namespace) -> ModelContext | None:
+    from ucimage.gadget import ModelContext
+
     if not args.model:
         return None
     classic, modes = _MODELS[args.model]
@@ -91,6 +89,8 @@ def _model(args: argparse.Namespace) -> ModelContext | None:
 
 
 def _load(args: argparse.Namespace) -> GadgetInfo:
+    from ucimage.gadget import load_gadget
+
     return load_gadget(args.path, model=_model(args))
 
 
@@ -103,6 +103,8 @@ def _report(exc: GadgetError) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ucimage.gadget import GadgetError
+
     try:
         info = _load(args)
     except GadgetError as exc:
@@ -159,6 +161,8 @@ def parse_image_sizes(text: str | None, volumes: list[str]) -> dict[str, int]:
 
 
 def cmd_layout(args: argparse.Namespace) -> int:
+    from ucimage.gadget import GadgetError, lay_out_volume
+
     try:
         info = _load(args)
         names = list(info.volumes)
@@ -206,6 +210,8 @@ def cmd_layout(args: argparse.Namespace) -> int:
 
 def format_layout(layout: VolumeLayout) -> str:
     """A readable table of one :class:`~ucimage.gadget.VolumeLayout`."""
+    from ucimage.gadget.quantity import iec
+
     head = (
         f"volume {layout.name}: {layout.schema}, {layout.sector_size}-byte sectors, "
         f"image {layout.size} bytes ({iec(layout.size)})"

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 from ucimage.errors import UsageError
-from ucimage.inspect import inspect_image, known_model, render_text, snap_list, to_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    # imported here, not at the top: keeps the parser (and start-up) cheap
+    from ucimage.inspect import inspect_image, known_model, render_text, snap_list, to_json
+
     for f in args.trusted:
         if not f.is_file():
             raise UsageError(f"--trusted file {str(f)!r} does not exist")

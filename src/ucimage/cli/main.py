@@ -51,8 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _skip_httpx_cli() -> None:
+    """Keep ``import httpx`` from loading httpx's own command line client.
+
+    httpx's ``__init__`` imports its CLI (click, rich, pygments) whenever they are
+    installed, which they are here (uvicorn needs click): ~0.1 s of every store verb's
+    start-up, for a tool we never run.  A None entry in sys.modules makes that import
+    fail, and httpx then falls back to a stub ``httpx.main``.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    _skip_httpx_cli()
     parser = build_parser()
     args = parser.parse_args(args_list)
     debug = bool(getattr(args, "debug", False))

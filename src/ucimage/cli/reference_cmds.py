@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from ucimage.reference.build import build, plan_build
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's verbs to the ``ucimage`` parser."""
@@ -64,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle_build(args: argparse.Namespace) -> int:
+    # imported here, not at the top: keeps the parser (and start-up) cheap
+    from ucimage.reference.build import build, plan_build
+
     plan = plan_build(args.out, apt_update=args.apt_update, trusted=tuple(args.trusted))
     if args.dry_run:
         print(json.dumps(plan.to_json(), indent=2))
