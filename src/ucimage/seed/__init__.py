@@ -5,10 +5,13 @@
   ``write_seed20`` (UC20+: ``snaps/`` and ``systems/<label>/{model,assertions/,
   options.yaml,snaps/}``); ``SeedSnap``, ``SeedAssertion``, ``Customizations``,
   ``system_label(epoch)``.
-* :mod:`.bootloader` — grub/u-boot/android-boot files for UC16/18 and the UC20+
-  recovery bootloader (grub, u-boot ``boot.sel``, piboot), kernel assets.
-* :mod:`.bootenv` — ``GrubEnv`` (1024-byte block) and ``UbootEnv`` (CRC32,
-  redundant flag byte, sorted entries); both decode what they encode.
+* :mod:`.bootloader` — grub/u-boot/lk/android-boot files for UC16/18 and the UC20+
+  recovery bootloader (grub, u-boot ``boot.sel``, piboot, lk
+  ``snaprecoverysel.bin``), kernel assets.
+* :mod:`.bootenv` — owns the env formats: ``GrubEnv`` (1024-byte block),
+  ``UbootEnv`` (CRC32, redundant flag byte, sorted entries) and ``LkEnv``
+  (lk's binary boot select structs); each decodes what it encodes, and the
+  ``scan_*`` readers report every problem (used by :mod:`ucimage.inspect`).
 * :mod:`.manifest` — ``seed.manifest``/``snaps.manifest`` in ubuntu-image's format.
 * :mod:`.model` — ``ModelInfo``: the model headers seeding needs, snapd's order.
 """

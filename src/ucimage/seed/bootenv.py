@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import struct
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from ucimage.errors import UcimageError
 
@@ -58,6 +60,15 @@ def _check_pair(key: str, value: str, forbidden: str) -> None:
         raise BootEnvError(f"invalid value for bootloader variable {key!r}: {value!r}")
 
 
+def _add_pair(raw: bytes, values: dict[str, str], problems: list[str], what: str) -> None:
+    line = raw.decode("utf-8", "replace")
+    key, sep, value = line.partition("=")
+    if sep:
+        values[key] = value
+    else:
+        problems.append(f"{what} without '=': {line!r}")
+
+
 def _strict(scan: EnvScan, what: str) -> EnvScan:
     if scan.problems:
         raise BootEnvError(f"invalid {what}: {scan.problems[0]}")
@@ -82,16 +93,29 @@ def scan_grubenv(data: bytes) -> EnvScan:
     for raw in data[len(GRUBENV_HEADER) :].split(b"\n"):
         if not raw or raw.startswith(b"#"):
             continue
-        line = raw.decode("utf-8", "replace")
-        key, sep, value = line.partition("=")
-        if not sep:
-            problems.append(f"grubenv line without '=': {line!r}")
-            continue
-        values[key] = value
+        _add_pair(raw, values, problems, "grubenv line")
     return EnvScan(values, tuple(problems))
 
 
-class GrubEnv:
+class _EnvBlock(ABC):
+    """An environment that encodes to (and decodes from) the bytes of one file."""
+
+    @abstractmethod
+    def encode(self) -> bytes: ...
+
+    @classmethod
+    @abstractmethod
+    def decode(cls, data: bytes) -> Self: ...
+
+    def write(self, path: Path) -> None:
+        path.write_bytes(self.encode())
+
+    @classmethod
+    def read(cls, path: Path) -> Self:
+        return cls.decode(path.read_bytes())
+
+
+class GrubEnv(_EnvBlock):
     """A grub environment block (insertion-ordered variables)."""
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
@@ -115,17 +139,10 @@ class GrubEnv:
         return body.ljust(GRUBENV_SIZE, b"#")
 
     @classmethod
-    def decode(cls, data: bytes) -> GrubEnv:
+    def decode(cls, data: bytes) -> Self:
         env = cls()
         env.values = _strict(scan_grubenv(data), "grub environment block").values
         return env
-
-    def write(self, path: Path) -> None:
-        path.write_bytes(self.encode())
-
-    @classmethod
-    def read(cls, path: Path) -> GrubEnv:
-        return cls.decode(path.read_bytes())
 
 
 # ------------------------------------------------------------------ u-boot
@@ -138,12 +155,7 @@ def _uboot_entries(payload: bytes) -> tuple[dict[str, str], list[str]]:
         # an empty entry ends the list; so does erased (0xFF) flash
         if not raw or raw[0] == 0xFF:
             return values, problems
-        line = raw.decode("utf-8", "replace")
-        key, sep, value = line.partition("=")
-        if not sep:
-            problems.append(f"u-boot env entry without '=': {line!r}")
-            continue
-        values[key] = value
+        _add_pair(raw, values, problems, "u-boot env entry")
     problems.append("u-boot env has no terminating empty entry")
     return values, problems
 
@@ -166,7 +178,7 @@ def scan_uboot_env(data: bytes) -> EnvScan:
     return EnvScan(values, tuple(problems))
 
 
-class UbootEnv:
+class UbootEnv(_EnvBlock):
     """A u-boot environment (variables kept sorted on encode)."""
 
     def __init__(
@@ -217,19 +229,12 @@ class UbootEnv:
         return header + payload
 
     @classmethod
-    def decode(cls, data: bytes) -> UbootEnv:
+    def decode(cls, data: bytes) -> Self:
         """Parse an env, detecting the redundant (flag byte) layout by its CRC."""
         scan = _strict(scan_uboot_env(data), "u-boot environment")
         env = cls(size=len(data), redundant=bool(scan.redundant))
         env.values = scan.values
         return env
-
-    def write(self, path: Path) -> None:
-        path.write_bytes(self.encode())
-
-    @classmethod
-    def read(cls, path: Path) -> UbootEnv:
-        return cls.decode(path.read_bytes())
 
 
 # ------------------------------------------------------------------ lk
@@ -261,7 +266,7 @@ class LkLayout:
     #: the variables snapd reads and sets (the others stay as the gadget had them)
     variables: tuple[str, ...]
     #: the boot image matrix snapd assigns at image build time
-    matrix: str
+    matrix: str = "bootimg_matrix"
 
     @property
     def size(self) -> int:
@@ -280,7 +285,24 @@ class LkLayout:
         return dict(self.fields)[field]
 
 
-_RESERVED = (("unused", 20), ("key_value_pairs", 20))
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def _strings(text: str) -> tuple[tuple[str, int], ...]:
+    """One-slot string fields, named in struct order."""
+    return tuple((name, 1) for name in _names(text))
+
+
+#: v1 and v2-run end alike: A/B boot image matrix, image name, A/B gadget asset
+#: matrix, then room for the future (20 unused strings, 10 key/value pairs)
+_RUN_TAIL = (
+    ("bootimg_matrix", 2 * 2),
+    ("bootimg_file_name", 1),
+    ("gadget_asset_matrix", 2 * 2),
+    ("unused", 20),
+    ("key_value_pairs", 10 * 2),
+)
 
 #: UC16/18 (snapd's ``SnapBootSelect_v1``)
 LK_V1 = LkLayout(
@@ -288,32 +310,16 @@ LK_V1 = LkLayout(
     signature=LK_SIGNATURE,
     version=LK_VERSION_V1,
     fields=(
-        ("snap_mode", 1),
-        ("snap_core", 1),
-        ("snap_try_core", 1),
-        ("snap_kernel", 1),
-        ("snap_try_kernel", 1),
-        ("gadget_mode", 1),
-        ("snap_gadget", 1),
-        ("snap_try_gadget", 1),
-        ("reboot_reason", 1),
-        ("bootimg_matrix", 2 * 2),
-        ("bootimg_file_name", 1),
-        ("gadget_asset_matrix", 2 * 2),
-        *_RESERVED,
+        *_strings(
+            "snap_mode snap_core snap_try_core snap_kernel snap_try_kernel "
+            "gadget_mode snap_gadget snap_try_gadget reboot_reason"
+        ),
+        *_RUN_TAIL,
     ),
-    variables=(
-        "snap_mode",
-        "snap_core",
-        "snap_try_core",
-        "snap_kernel",
-        "snap_try_kernel",
-        "snap_gadget",
-        "snap_try_gadget",
-        "reboot_reason",
-        "bootimg_file_name",
+    variables=_names(
+        "snap_mode snap_core snap_try_core snap_kernel snap_try_kernel "
+        "snap_gadget snap_try_gadget reboot_reason bootimg_file_name"
     ),
-    matrix="bootimg_matrix",
 )
 #: UC20+ run mode (``SnapBootSelect_v2_run``), written on the device at install
 LK_V2_RUN = LkLayout(
@@ -321,26 +327,14 @@ LK_V2_RUN = LkLayout(
     signature=LK_SIGNATURE,
     version=LK_VERSION_V2,
     fields=(
-        ("kernel_status", 1),
-        ("snap_kernel", 1),
-        ("snap_try_kernel", 1),
-        ("gadget_mode", 1),
-        ("snap_gadget", 1),
-        ("snap_try_gadget", 1),
-        ("bootimg_matrix", 2 * 2),
-        ("bootimg_file_name", 1),
-        ("gadget_asset_matrix", 2 * 2),
-        *_RESERVED,
+        *_strings(
+            "kernel_status snap_kernel snap_try_kernel gadget_mode snap_gadget snap_try_gadget"
+        ),
+        *_RUN_TAIL,
     ),
-    variables=(
-        "kernel_status",
-        "snap_kernel",
-        "snap_try_kernel",
-        "snap_gadget",
-        "snap_try_gadget",
-        "bootimg_file_name",
+    variables=_names(
+        "kernel_status snap_kernel snap_try_kernel snap_gadget snap_try_gadget bootimg_file_name"
     ),
-    matrix="bootimg_matrix",
 )
 #: UC20+ recovery (``SnapBootSelect_v2_recovery``): up to 10 recovery systems
 LK_V2_RECOVERY = LkLayout(
@@ -348,24 +342,16 @@ LK_V2_RECOVERY = LkLayout(
     signature=LK_RECOVERY_SIGNATURE,
     version=LK_VERSION_V2,
     fields=(
-        ("snapd_recovery_mode", 1),
-        ("snapd_recovery_system", 1),
+        *_strings("snapd_recovery_mode snapd_recovery_system"),
         ("bootimg_matrix", 10 * 2),
-        ("bootimg_file_name", 1),
-        ("try_recovery_system", 1),
-        ("recovery_system_status", 1),
-        ("device_lock_state", 1),
+        *_strings("bootimg_file_name try_recovery_system recovery_system_status device_lock_state"),
         ("unused", 17),
-        ("key_value_pairs", 20),
+        ("key_value_pairs", 10 * 2),
     ),
-    variables=(
-        "snapd_recovery_mode",
-        "snapd_recovery_system",
-        "bootimg_file_name",
-        "try_recovery_system",
-        "recovery_system_status",
+    variables=_names(
+        "snapd_recovery_mode snapd_recovery_system bootimg_file_name "
+        "try_recovery_system recovery_system_status"
     ),
-    matrix="bootimg_matrix",
 )
 LK_LAYOUTS: tuple[LkLayout, ...] = (LK_V1, LK_V2_RUN, LK_V2_RECOVERY)
 
@@ -420,7 +406,7 @@ def scan_lk_env(data: bytes, layout: LkLayout | None = None) -> tuple[LkLayout |
     return layout, EnvScan(values, tuple(problems))
 
 
-class LkEnv:
+class LkEnv(_EnvBlock):
     """An lk boot select env: typed fields over the raw struct, so untouched bytes stay."""
 
     def __init__(self, layout: LkLayout, data: bytes | None = None) -> None:
@@ -436,7 +422,7 @@ class LkEnv:
             self.tail = data[layout.size :]
 
     @classmethod
-    def decode(cls, data: bytes, layout: LkLayout | None = None) -> LkEnv:
+    def decode(cls, data: bytes, layout: LkLayout | None = None) -> Self:
         found, scan = scan_lk_env(data, layout)
         _strict(scan, "lk environment")
         assert found is not None
@@ -446,11 +432,8 @@ class LkEnv:
         crc = struct.pack("<I", zlib.crc32(self._body))
         return bytes(self._body) + crc + self.tail
 
-    def write(self, path: Path) -> None:
-        path.write_bytes(self.encode())
-
     @classmethod
-    def read(cls, path: Path, layout: LkLayout | None = None) -> LkEnv:
+    def read(cls, path: Path, layout: LkLayout | None = None) -> Self:
         return cls.decode(path.read_bytes(), layout)
 
     # -- variables
