@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -53,37 +55,57 @@ def ucimage(*args: str) -> None:
     )
 
 
+@dataclass
+class Served:
+    """`ucimage store serve` on 127.0.0.1 with its access log in a file."""
+
+    url: str
+    root: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def requests(self) -> list[str]:
+        """Request lines ("GET /path") logged so far, in order."""
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [m.group(1) for line in lines if (m := re.search(r'"([A-Z]+ \S+) HTTP/', line))]
+
+    def downloads(self, since: int = 0) -> list[str]:
+        return [r for r in self.requests()[since:] if "/api/v1/snaps/download/" in r]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
 @pytest.fixture()
-def store(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def served(tmp_path: Path) -> Iterator[Served]:
     root = tmp_path / "store"
     ucimage("store", "init", str(root), "--authority-id", "teststore")
     port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ucimage.cli.main",
-            "store",
-            "serve",
-            str(root),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "store-access.log"
+    with open(log, "wb") as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ucimage.cli.main", "store", "serve", str(root),
+             "--port", str(port), "--access-log"],
+            stdout=output, stderr=subprocess.STDOUT,  # uvicorn logs requests to stdout
+        )  # fmt: skip
+    server = Served(f"http://127.0.0.1:{port}", root, proc, log)
     try:
         for _ in range(100):
             try:
-                httpx.get(url + "/v2/snaps/info/none", timeout=1)
+                httpx.get(server.url + "/v2/snaps/info/none", timeout=1)
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        yield url, root
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
+
+
+@pytest.fixture()
+def store(served: Served) -> tuple[str, Path]:
+    return served.url, served.root
 
 
 def push(url: str, root: Path, snap: Path, channel: str) -> None:
@@ -107,17 +129,19 @@ def build_from_store(
         del os.environ["SOURCE_DATE_EPOCH"]
 
 
-def test_uc18_from_store(
-    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, root = store
+def test_uc18_from_store(served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, root = served.url, served.root
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for snap in snaps_uc18(tmp_path / "snaps"):
         channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
         push(url, root, snap, channel)
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     out = tmp_path / "out"
+    before = len(served.requests())
     assert build_from_store(url, root, model, out) == 0
+    # the log is read right: the first build downloads each of the five snaps once
+    first = served.downloads(before)
+    assert len(first) == len(set(first)) == 5, first
     parts = sfdisk(out / "pc.img")["partitions"]
     writable = extract(out / "pc.img", parts[2]["start"], parts[2]["size"], tmp_path / "w")
     fsck_ok(["e2fsck", "-fn", str(writable)])
@@ -131,14 +155,23 @@ def test_uc18_from_store(
     assert sum(a.endswith(".snap-declaration") for a in assertions) == 5
     assert (out / "snaps.manifest").read_text() == "core18 1\npc-kernel 1\n"
     assert "pc 1\n" in (out / "seed.manifest").read_text()
-    # a rebuild is served from the cache and gives the same image
+    # a rebuild is served from the cache (no snap downloaded again): the same image
     again = tmp_path / "again"
+    before = len(served.requests())
     assert build_from_store(url, root, model, again) == 0
+    assert served.downloads(before) == []
     assert (again / "pc.img").read_bytes() == (out / "pc.img").read_bytes()
-    # --offline: the remembered resolution and the cache serve, no request leaves
+    # --offline: the remembered resolution and the cache serve; the store is gone
+    served.stop()
+    logged = served.requests()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/v2/snaps/info/pc", timeout=2)
     offline = tmp_path / "offline"
     assert build_from_store(url, root, model, offline, "--offline") == 0
     assert (offline / "pc.img").read_bytes() == (out / "pc.img").read_bytes()
+    assert served.requests() == logged
+    # without --offline the same build needs the (stopped) store: it fails
+    assert build_from_store(url, root, model, tmp_path / "online") != 0
 
 
 def test_uc20_signed_from_store(

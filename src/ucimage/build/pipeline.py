@@ -391,11 +391,12 @@ class ImageBuild:
         self.state.results["verify_model"] = {"verified": verified, "model": info.model}
 
     def verify_model_chain(self, assertion: Any) -> bool:
-        """Check the model's signature chain against the trusted roots (+ --trusted)."""
+        """Check the model's signature chain against the trusted roots (+ --trusted);
+        its brand's account-key and account come from --assertion files or the store."""
         from ucimage.build import trust
 
         try:
-            chain = trust.verify_model(assertion, self.opts.trusted, self.opts.assertions)
+            chain = trust.model_chain(self, assertion)
             saved = []
             adir = self.workdir / "assertions"
             adir.mkdir(exist_ok=True)
@@ -414,8 +415,10 @@ class ImageBuild:
             if not self.opts.allow_unverified:
                 raise BuildError(
                     f"cannot verify the model assertion: {exc.message}",
-                    hint="pass the brand's account and account-key with --trusted/--assertion, "
-                    "or build anyway with --allow-unverified",
+                    hint=exc.hint
+                    or "add the brand's account and account-key to the store (ucimage store "
+                    "add-assertion) or pass them with --assertion, trust the root with "
+                    "--trusted, or build anyway with --allow-unverified",
                 ) from exc
             self.progress.warning(f"model is not verified ({exc.message}); building anyway")
             return False

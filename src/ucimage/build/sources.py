@@ -49,11 +49,15 @@ _RESOLVED_FIELDS = (
 _NOWHERE = "http://127.0.0.1:9/"
 
 
-def _client(build: ImageBuild) -> Any:
+def store_client(build: ImageBuild) -> Any:
+    """The build's store client (pointing nowhere when offline)."""
     from ucimage.store.client import StoreClient
 
     url = _NOWHERE if build.opts.offline else build.opts.store
     return StoreClient(url=url, arch=build.info.architecture or None)
+
+
+_client = store_client
 
 
 def _resolution_cache(build: ImageBuild) -> Path:
@@ -118,12 +122,12 @@ def resolve(build: ImageBuild, planned: list[PlannedSnap]) -> list[PlannedSnap]:
     from ucimage.build import validation
 
     if validation.enforced_sets(build):
-        from ucimage.assertions import Database
-        from ucimage.build.trust import read_assertions
+        from ucimage.build.trust import trusted_database
 
-        trusted = [a for path in build.opts.trusted for a in read_assertions(path)]
         with _client(build) as client:
-            rules = validation.fetch_rules(build, client, Database(extra_trusted=trusted))
+            rules = validation.fetch_rules(
+                build, client, trusted_database(build.opts.trusted, build.opts.assertions)
+            )
         planned = validation.apply_rules(rules, planned)
     wanted = [p for p in planned if p.source == "store"]
     if not wanted:
@@ -158,8 +162,7 @@ def resolve(build: ImageBuild, planned: list[PlannedSnap]) -> list[PlannedSnap]:
 
 
 def _fetch_store(build: ImageBuild, snaps: list[PlannedSnap]) -> dict[str, dict[str, Any]]:
-    from ucimage.assertions import Database
-    from ucimage.build.trust import read_assertions
+    from ucimage.build.trust import trusted_database
     from ucimage.store.client import ResolvedSnap
 
     records = build.state.results.get("store_resolved", {})
@@ -167,8 +170,7 @@ def _fetch_store(build: ImageBuild, snaps: list[PlannedSnap]) -> dict[str, dict[
     for snap in snaps:
         fields = dict(records[snap.name])
         resolved.append(ResolvedSnap(**fields))
-    trusted = [a for path in build.opts.trusted for a in read_assertions(path)]
-    db = Database(extra_trusted=trusted)
+    db = trusted_database(build.opts.trusted, build.opts.assertions)
     with _client(build) as client:
         try:
             fetched = client.fetch(resolved, None, db=db)
@@ -210,22 +212,24 @@ def _assert_local_snaps(build: ImageBuild, entries: list[dict[str, Any]]) -> Non
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    from ucimage.assertions import Database, Ref
-    from ucimage.assertions.errors import AssertionNotFoundError
-    from ucimage.build.trust import read_assertions
+    from ucimage.assertions import Ref
+    from ucimage.build.trust import trusted_database
     from ucimage.snaps import digest_file
     from ucimage.store.client import ResolvedSnap
+    from ucimage.store.errors import AssertionNotFoundError
 
     with ThreadPoolExecutor(max_workers=min(4, len(entries))) as pool:
         digests = list(pool.map(lambda e: digest_file(e["path"]), entries))
-    trusted = [a for path in build.opts.trusted for a in read_assertions(path)]
-    db = Database(extra_trusted=trusted)
+    db = trusted_database(build.opts.trusted, build.opts.assertions)
     adir = build.workdir / "assertions"
     adir.mkdir(exist_ok=True)
     with _client(build) as client:
         for entry, (hex_digest, b64, size) in zip(entries, digests, strict=True):
             try:
-                rev = client.get_assertion(Ref("snap-revision", (b64, "global-upload")))
+                # asked of this store, never the cache: another store may know the digest
+                rev = client.get_assertion(
+                    Ref("snap-revision", (b64, "global-upload")), cached=False
+                )
             except AssertionNotFoundError:
                 continue
             except UcimageError as exc:

@@ -1,8 +1,9 @@
 """``--validation enforce``: the model's validation sets constrain the seeded snaps.
 
 For each validation set the model lists with mode ``enforce`` (or
-``prefer-enforce``) and a pinned ``sequence``, the validation-set assertion is
-fetched from the store and verified.  Its snaps then pin revisions
+``prefer-enforce``), the validation-set assertion is fetched from the store
+(at its pinned ``sequence``, else at the latest sequence, asked with
+``?sequence=latest`` like snapd) and verified.  Its snaps then pin revisions
 (``revision``), must be seeded (``presence: required``, the default) or must
 not be (``presence: invalid``).  Violations are errors before any download.
 The sets are recorded in ``seed.manifest`` (``account/name=SEQ``) and stored
@@ -60,29 +61,27 @@ def enforced_sets(build: ImageBuild) -> list[dict[str, Any]]:
 
 
 def fetch_rules(build: ImageBuild, client: Any, db: Any) -> list[ValidationSetRule]:
-    """Fetch and verify the enforced validation sets (pinned sequences only)."""
-    from ucimage.assertions import Ref
-
+    """Fetch and verify the enforced validation sets: at the pinned sequence, or at the
+    latest sequence the store has (like snapd's prepare-image since 2.60)."""
     rules = []
     adir = build.workdir / "assertions"
     adir.mkdir(exist_ok=True)
     saved = build.state.results.setdefault("model_assertions", [])
     for vs in enforced_sets(build):
-        if vs["sequence"] is None:
-            raise ValidationSetError(
-                f"validation set {vs['account']}/{vs['name']} is not pinned to a sequence",
-                hint="pin it in the model (sequence) or build with --validation ignore",
-            )
-        ref = Ref("validation-set", ("16", vs["account"], vs["name"], str(vs["sequence"])))
+        pinned = vs["sequence"] is not None
+        where = f"sequence {vs['sequence']}" if pinned else "the latest sequence"
         try:
-            assertion = client.get_assertion(ref)
-            _add_with_prerequisites(client, db, assertion)
+            sequence = int(vs["sequence"]) if pinned else None
+            assertion = client.get_sequence_assertion(
+                "validation-set", ("16", vs["account"], vs["name"]), sequence
+            )
+            client.fetch_chain(assertion, db)
             db.check(assertion)
-        except UcimageError as exc:
+        except (UcimageError, ValueError) as exc:
+            message = exc.message if isinstance(exc, UcimageError) else str(exc)
             raise ValidationSetError(
-                f"cannot get validation set {vs['account']}/{vs['name']} "
-                f"sequence {vs['sequence']}: {exc.message}",
-                hint=exc.hint,
+                f"cannot get validation set {vs['account']}/{vs['name']} at {where}: {message}",
+                hint=getattr(exc, "hint", None),
             ) from exc
         path = adir / (",".join(assertion.primary_key) + ".validation-set")
         path.write_bytes(assertion.encode())
@@ -100,24 +99,14 @@ def fetch_rules(build: ImageBuild, client: Any, db: Any) -> list[ValidationSetRu
                 str(entry.get("presence", "required")),
                 int(rev) if rev is not None else None,
             )
-        rules.append(ValidationSetRule(vs["account"], vs["name"], int(vs["sequence"]), True, snaps))
+        seq = int(assertion.primary_key[-1])
+        rules.append(ValidationSetRule(vs["account"], vs["name"], seq, pinned, snaps))
     build.state.results["validation_sets"] = [
         {"account": r.account, "name": r.name, "sequence": r.sequence, "pinned": r.pinned,
          "governed": sorted(n for n, (p, rev) in r.snaps.items() if rev is not None)}
         for r in rules
     ]  # fmt: skip
     return rules
-
-
-def _add_with_prerequisites(client: Any, db: Any, assertion: Any, depth: int = 0) -> None:
-    from ucimage.assertions import prerequisites
-
-    trusted = {a.ref for a in db.trusted}
-    for ref in prerequisites(assertion):
-        if ref in trusted or db.get(ref) is not None or depth > 4:
-            continue
-        _add_with_prerequisites(client, db, client.get_assertion(ref), depth + 1)
-    db.add(assertion)
 
 
 def apply_rules(rules: list[ValidationSetRule], planned: list[PlannedSnap]) -> list[PlannedSnap]:
