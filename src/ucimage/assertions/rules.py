@@ -296,16 +296,7 @@ def _model_snaps(h: Headers, classic: bool, base: str) -> None:
     by_type: dict[str, str] = {}
     has_base_entry = False
     for entry in entries:
-        if not isinstance(entry, dict):
-            raise fail('"snaps" header must be a list of maps')
-        name = entry.get("name")
-        if not isinstance(name, str) or not name:
-            raise fail('"name" of snap is mandatory')
-        if not valid_snap_name(name):
-            raise fail(f"invalid snap name {quote(name)}")
-        if name in names:
-            raise fail(f"cannot list the same snap {quote(name)} multiple times")
-        names.add(name)
+        name = _snap_entry_name(entry, names)
         snap_id = entry.get("id")
         if snap_id is None:
             if grade != "dangerous":
@@ -600,6 +591,22 @@ def _validation(h: Headers, body: bytes, fmt: int) -> None:
     checks.rfc3339(h, "timestamp")
 
 
+def _snap_entry_name(entry: object, seen: set[str]) -> str:
+    """The name of one ``snaps`` entry (model or validation set): a map, a valid
+    snap name, listed once (added to *seen*)."""
+    if not isinstance(entry, dict):
+        raise fail('"snaps" header must be a list of maps')
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise fail('"name" of snap is mandatory')
+    if not valid_snap_name(name):
+        raise fail(f"invalid snap name {quote(name)}")
+    if name in seen:
+        raise fail(f"cannot list the same snap {quote(name)} multiple times")
+    seen.add(name)
+    return name
+
+
 def _validation_set(h: Headers, body: bytes, fmt: int) -> None:
     account = h["account-id"]
     if h.get("authority-id") != account:
@@ -620,16 +627,7 @@ def _validation_set(h: Headers, body: bytes, fmt: int) -> None:
     names: set[str] = set()
     ids: dict[str, str] = {}
     for entry in snaps:
-        if not isinstance(entry, dict):
-            raise fail('"snaps" header must be a list of maps')
-        sname = entry.get("name")
-        if not isinstance(sname, str) or not sname:
-            raise fail('"name" of snap is mandatory')
-        if not valid_snap_name(sname):
-            raise fail(f"invalid snap name {quote(sname)}")
-        if sname in names:
-            raise fail(f"cannot list the same snap {quote(sname)} multiple times")
-        names.add(sname)
+        sname = _snap_entry_name(entry, names)
         sid = entry.get("id")
         if sid is None:
             raise fail(f'"id" of snap {quote(sname)} is mandatory')
