@@ -243,13 +243,19 @@ def decode(data: bytes | str) -> Assertion:
 
 
 def decode_stream(data: bytes | str) -> list[Assertion]:
-    """Decode back-to-back assertions separated by one blank line (§1.3)."""
+    """Decode a stream the way snapd's ``asserts.Decoder`` does (§1.3).
+
+    Each assertion is its headers, ``\n\n``, the body (``body-length`` bytes) and
+    ``\n\n`` when it has one, then the signature up to the next ``\n\n`` (the
+    separator from the next assertion) or the end.  So assertions are separated by
+    exactly one blank line, and the stream may end right after a signature, after
+    its ``\n``, or after one more blank line; any other blank line is an error (an
+    empty header line), as it is for snapd.  An empty stream has no assertions.
+    """
     raw = _as_bytes(data)
     out: list[Assertion] = []
     pos = 0
     while pos < len(raw):
-        if not raw[pos:].strip(b"\n"):
-            break  # trailing blank lines
         number = len(out) + 1
         try:
             a, pos = _decode_one(raw, pos)
@@ -264,14 +270,24 @@ def decode_stream(data: bytes | str) -> list[Assertion]:
 
 
 def _decode_one(raw: bytes, pos: int) -> tuple[Assertion, int]:
+    """One assertion of a stream at *pos*; returns it and where the next one starts."""
     hend = raw.find(b"\n\n", pos)
-    if hend < 0:
+    if hend < 0 or hend + 2 - pos > MAX_HEADERS_SIZE:
         if len(raw) - pos > MAX_HEADERS_SIZE:
             raise AssertionFormatError(f"header too big (max {MAX_HEADERS_SIZE} bytes)")
+        if not raw[pos:].strip(b"\n"):
+            raise AssertionFormatError(
+                "unexpected end of data: more than one blank line at the end of the stream"
+            )
         raise AssertionFormatError(
             "content/signature separator not found (unexpected end of data after the headers)"
         )
-    headers = _parse_header_block(raw[pos:hend])
+    head = raw[pos:hend]
+    if not head or head.startswith(b"\n"):
+        raise AssertionFormatError(
+            "header entry missing ':' separator: \"\" (more than one blank line between assertions)"
+        )
+    headers = _parse_header_block(head)
     try:
         length = checks.int_with_default(headers, "body-length", 0)
     except AssertionFormatError as exc:
@@ -281,30 +297,31 @@ def _decode_one(raw: bytes, pos: int) -> tuple[Assertion, int]:
     if length > MAX_BODY_SIZE:
         raise AssertionFormatError(f"body too big: {length} bytes (max {MAX_BODY_SIZE})")
     cur = hend + 2
-    if length > 0:
-        body = raw[cur : cur + length]
-        if len(body) < length:
-            raise AssertionFormatError(
-                f"unexpected EOF: body has {len(body)} of its {length} bytes (body-length)"
-            )
-        after = raw[cur + length : cur + length + 2]
-        if after != b"\n\n":
-            if len(after) < 2 and raw[cur + length :] in (b"", b"\n"):
-                raise AssertionFormatError("unexpected EOF: no signature after the body")
-            raise AssertionFormatError(
-                f"missing content/signature separator after the {length}-byte body "
-                "(wrong body-length?)"
-            )
-        content = raw[pos : cur + length]
-        cur += length + 2
+    body = raw[cur : cur + length]
+    if len(body) < length:
+        raise AssertionFormatError(
+            f"unexpected EOF: body has {len(body)} of its {length} bytes (body-length)"
+        )
+    cur += length
+    # what follows the body (or the headers) up to the next blank line
+    sep = raw.find(b"\n\n", cur)
+    after, nxt = (raw[cur : sep + 2], sep + 2) if sep >= 0 else (raw[cur:], len(raw))
+    if after == b"\n\n":
+        # the content/signature separator: the signature comes next
+        content = raw[pos:cur]
+        sep = raw.find(b"\n\n", nxt)
+        signature, nxt = (raw[nxt : sep + 2], sep + 2) if sep >= 0 else (raw[nxt:], len(raw))
+    elif length > 0:
+        if not after.strip(b"\n"):
+            raise AssertionFormatError("unexpected EOF: no signature after the body")
+        raise AssertionFormatError(
+            f"missing content/signature separator after the {length}-byte body (wrong body-length?)"
+        )
     else:
-        body = b""
-        content = raw[pos:hend]
-    send = raw.find(b"\n\n", cur)
-    if send < 0:
-        signature, nxt = raw[cur:], len(raw)
-    else:
-        signature, nxt = raw[cur : send + 1], send + 2
+        # no body: the blank line after the headers was the content/signature separator
+        content, signature = head, after
+    if signature.endswith(b"\n\n"):
+        signature = signature[:-1]
     if len(signature) > MAX_SIGNATURE_SIZE:
         raise AssertionFormatError(f"signature too big (max {MAX_SIGNATURE_SIZE} bytes)")
     return assemble(headers, body, content, signature), nxt
