@@ -1,15 +1,32 @@
-"""An lk (little kernel) UC18 image: the env and the kernel's boot image in their partitions."""
+"""lk (little kernel) images: the envs and the kernel's boot image where the device reads them."""
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
 
-from tests.build_snaps import LK_TAIL, MODEL_UC18, sign_model, snaps_uc18_lk
-from tests.integration.test_build_images import build, extract, fsck_ok, sfdisk
+from tests.build_snaps import (
+    LK_TAIL,
+    MODEL_UC18,
+    model_uc20,
+    sign_model,
+    snaps_uc18_lk,
+    snaps_uc20_lk,
+)
+from tests.integration.test_build_images import (
+    TRUST,
+    build,
+    debugfs_cat,
+    debugfs_ls,
+    extract,
+    fsck_ok,
+    sfdisk,
+)
+from ucimage.cli.main import main
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +61,30 @@ def test_uc18_lk_image(tmp_path: Path) -> None:
     assert boot_b == bytes(len(boot_b))
     writable = extract(image, parts[4]["start"], parts[4]["size"], tmp_path / "w")
     fsck_ok(["e2fsck", "-fn", str(writable)])
+
+
+def test_uc20_lk_image_seed_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snaps = snaps_uc20_lk(tmp_path / "snaps")
+    model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build(model, snaps, out) == 0
+    image = out / "dragonboard.img"
+    parts = sfdisk(image)["partitions"]
+    seed_part = next(p for p in parts if p["name"] == "ubuntu-seed")
+    seed = extract(image, seed_part["start"], seed_part["size"], tmp_path / "seed")
+    fsck_ok(["e2fsck", "-fn", str(seed)])
+    assert sorted(debugfs_ls(seed, "/boot/lk")) == [".", "..", "boot.img", "snaprecoverysel.bin"]
+    assert debugfs_cat(seed, "/boot/lk/boot.img") == b"BOOTIMG" * 10
+    sel = debugfs_cat(seed, "/boot/lk/snaprecoverysel.bin")
+    size = 16140  # snapd's SnapBootSelect_v2_recovery
+    assert sel[:8] == b"SRse\x10\x00\x01\x00"
+    assert struct.unpack("<I", sel[size - 4 : size])[0] == zlib.crc32(sel[: size - 4])
+    label = b"20231114"  # the build's SOURCE_DATE_EPOCH
+    assert [cstring(sel, i) for i in range(5)] == [b"install", label, b"boot_ra", label, b"boot_rb"]
+    assert sel[size:] == LK_TAIL
+    # inspect reads the recovery env back and checks it names the seed's system
+    assert main(["inspect", str(image), "--verify", *TRUST, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (env,) = report["bootenv"]
+    assert env["path"] == "/boot/lk/snaprecoverysel.bin" and env["format"] == "lk"
+    assert env["valid"] and env["vars"]["snapd_recovery_system"] == label.decode()

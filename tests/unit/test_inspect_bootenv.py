@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ucimage.inspect.bootenv import parse_bootenv, parse_grubenv, parse_uboot_env
+from ucimage.inspect.bootenv import parse_bootenv, parse_grubenv, parse_lk_env, parse_uboot_env
+from ucimage.seed.bootenv import LK_V2_RECOVERY, LkEnv
 
 
 def grubenv(**values: str) -> bytes:
@@ -63,10 +64,24 @@ def test_uboot_env_crc_mismatch_is_reported() -> None:
 
 def test_unknown_format() -> None:
     with pytest.raises(ValueError):
-        parse_bootenv("lk", b"")
+        parse_bootenv("efivars", b"")
+
+
+def test_lk_env() -> None:
+    env = LkEnv(LK_V2_RECOVERY)
+    env.update({"snapd_recovery_system": "20240101", "snapd_recovery_mode": "install"})
+    data = env.encode()
+    found = parse_bootenv("lk", data)
+    assert found.valid and found.format == "lk" and found.size == 16140
+    assert found.variables["snapd_recovery_system"] == "20240101"
+    assert found.details == {"struct": "v2-recovery", "boot partitions": ""}
+    broken = parse_lk_env(data[:-1] + bytes([data[-1] ^ 1]))
+    assert not broken.valid and "CRC32 mismatch" in broken.problems[0]
+    assert not parse_lk_env(b"junk" * 10).valid
 
 
 @given(st.binary(max_size=2048))
 def test_fuzz_never_crashes(data: bytes) -> None:
     parse_uboot_env(data)
     parse_grubenv(data)
+    parse_lk_env(data)

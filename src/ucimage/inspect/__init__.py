@@ -39,13 +39,19 @@ CLI: ``ucimage inspect IMAGE [--json | --model | --snap-list] [--verify] [--trus
 on stderr).
 
 Lower level: :func:`read_partition_table`, :func:`probe_filesystem`,
-:func:`parse_grubenv`, :func:`parse_uboot_env`, ``ExtReader``/``VfatReader``
+:func:`parse_grubenv`, :func:`parse_uboot_env`, :func:`parse_lk_env`, ``ExtReader``/``VfatReader``
 (:mod:`ucimage.inspect.fsread`).
 """
 
 from __future__ import annotations
 
-from ucimage.inspect.bootenv import BootEnv, parse_bootenv, parse_grubenv, parse_uboot_env
+from ucimage.inspect.bootenv import (
+    BootEnv,
+    parse_bootenv,
+    parse_grubenv,
+    parse_lk_env,
+    parse_uboot_env,
+)
 from ucimage.inspect.errors import (
     FilesystemReadError,
     InspectError,
@@ -89,6 +95,7 @@ __all__ = [
     "known_model",
     "parse_bootenv",
     "parse_grubenv",
+    "parse_lk_env",
     "parse_uboot_env",
     "probe_filesystem",
     "read_partition_table",

@@ -1,4 +1,4 @@
-"""Parse bootloader environments: GRUB's grubenv and u-boot env files.
+"""Parse bootloader environments: GRUB's grubenv, u-boot env and lk env files.
 
 The formats are read by :mod:`ucimage.seed.bootenv` (which also writes them);
 this module turns what it finds, problems included, into a :class:`BootEnv`.
@@ -9,13 +9,15 @@ this module turns what it finds, problems included, into a :class:`BootEnv`.
   CRC32 of the payload, then (redundant format) one flag byte, then
   ``key=value\\0`` entries ending with an empty one, padding 0xFF.  The header
   form is found by which CRC matches.
+* lk env (``boot/lk/snaprecoverysel.bin`` on a UC20+ ubuntu-seed): snapd's
+  binary boot select struct, found by its signature and version.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ucimage.seed.bootenv import scan_grubenv, scan_uboot_env
+from ucimage.seed.bootenv import LkEnv, scan_grubenv, scan_lk_env, scan_uboot_env
 
 #: where bootloader environments live, relative to a partition's root
 BOOTENV_PATHS: tuple[tuple[str, str], ...] = (
@@ -26,6 +28,14 @@ BOOTENV_PATHS: tuple[tuple[str, str], ...] = (
     ("/uboot.env", "uboot"),
     ("/uboot/ubuntu/boot.sel", "uboot"),
     ("/piboot/ubuntu/piboot.conf", "uboot"),
+    ("/boot/lk/snaprecoverysel.bin", "lk"),
+)
+#: the UC20+ recovery bootloader's env on ubuntu-seed: it names the system to start
+RECOVERY_BOOTENV_PATHS: tuple[tuple[str, str], ...] = (
+    ("/EFI/ubuntu/grubenv", "grubenv"),
+    ("/uboot/ubuntu/boot.sel", "uboot"),
+    ("/piboot/ubuntu/piboot.conf", "uboot"),
+    ("/boot/lk/snaprecoverysel.bin", "lk"),
 )
 
 
@@ -33,7 +43,7 @@ BOOTENV_PATHS: tuple[tuple[str, str], ...] = (
 class BootEnv:
     """One environment file and what it says."""
 
-    format: str  # "grubenv" or "uboot"
+    format: str  # "grubenv", "uboot" or "lk"
     variables: dict[str, str]
     valid: bool
     problems: tuple[str, ...] = ()
@@ -64,9 +74,24 @@ def parse_uboot_env(data: bytes) -> BootEnv:
     )
 
 
+def parse_lk_env(data: bytes) -> BootEnv:
+    layout, scan = scan_lk_env(data)
+    details: dict[str, str] = {}
+    if layout is not None:
+        details["struct"] = layout.name
+        if len(data) >= layout.size:
+            rows = LkEnv(layout, data).boot_partitions()
+            details["boot partitions"] = " ".join(
+                f"{label}={value}" for label, value in rows if label
+            )
+    return BootEnv("lk", scan.values, not scan.problems, scan.problems, len(data), None, details)
+
+
 def parse_bootenv(fmt: str, data: bytes) -> BootEnv:
     if fmt == "grubenv":
         return parse_grubenv(data)
     if fmt == "uboot":
         return parse_uboot_env(data)
+    if fmt == "lk":
+        return parse_lk_env(data)
     raise ValueError(f"unknown boot environment format {fmt!r}")

@@ -428,13 +428,9 @@ def read_seed16(
 
 def _pick_system(reader: FilesystemReader, labels: list[str], problems: list[str]) -> str:
     """The recovery system the bootloader would start, else the newest one."""
-    from ucimage.inspect.bootenv import parse_bootenv
+    from ucimage.inspect.bootenv import RECOVERY_BOOTENV_PATHS, parse_bootenv
 
-    for path, fmt in (
-        ("/EFI/ubuntu/grubenv", "grubenv"),
-        ("/uboot/ubuntu/boot.sel", "uboot"),
-        ("/piboot/ubuntu/piboot.conf", "uboot"),
-    ):
+    for path, fmt in RECOVERY_BOOTENV_PATHS:
         try:
             env = parse_bootenv(fmt, reader.read_bytes(path))
         except (FileNotFoundError, UcimageError):
