@@ -68,28 +68,25 @@ def scalar_text(value: object) -> str:
     raise QuantityError("not a scalar")
 
 
-def parse_size(value: object) -> int:
-    """Bytes of a gadget ``size``/``min-size``; :class:`QuantityError` if invalid."""
+def _parse_quantity(value: object, what: str) -> int:
     try:
         text = scalar_text(value)
     except QuantityError:
-        raise QuantityError("cannot unmarshal gadget size") from None
+        raise QuantityError(f"cannot unmarshal gadget {what}") from None
     try:
-        return _parse(text, "size")
+        return _parse(text, what)
     except QuantityError as exc:
-        raise QuantityError(f'cannot parse size "{text}": {exc}') from None
+        raise QuantityError(f'cannot parse {what} "{text}": {exc}') from None
+
+
+def parse_size(value: object) -> int:
+    """Bytes of a gadget ``size``/``min-size``; :class:`QuantityError` if invalid."""
+    return _parse_quantity(value, "size")
 
 
 def parse_offset(value: object) -> int:
     """Bytes of a gadget ``offset``; :class:`QuantityError` if invalid."""
-    try:
-        text = scalar_text(value)
-    except QuantityError:
-        raise QuantityError("cannot unmarshal gadget offset") from None
-    try:
-        return _parse(text, "offset")
-    except QuantityError as exc:
-        raise QuantityError(f'cannot parse offset "{text}": {exc}') from None
+    return _parse_quantity(value, "offset")
 
 
 @dataclass(frozen=True)
