@@ -214,39 +214,16 @@ def test_gnupg_verifies_our_signatures(
     assert blob[0] == 1
     (tmp_path / "sig.gpg").write_bytes(blob[1:])
     (tmp_path / "content").write_bytes(a.content)
-    proc = run(
-        [
-            "gpg",
-            "--homedir",
-            str(oracle.home),
-            "--batch",
-            "--status-fd",
-            "1",
-            "--verify",
-            str(tmp_path / "sig.gpg"),
-            str(tmp_path / "content"),
-        ],
-        timeout=60,
-    )
+    gpg_verify = [
+        "gpg", "--homedir", str(oracle.home), "--batch", "--status-fd", "1",
+        "--verify", str(tmp_path / "sig.gpg"), str(tmp_path / "content"),
+    ]  # fmt: skip
+    proc = run(gpg_verify, timeout=60)
     assert b"[GNUPG:] GOODSIG" in proc.stdout
     assert b"[GNUPG:] VALIDSIG" in proc.stdout
     # and a tampered content does not verify
     (tmp_path / "content").write_bytes(a.content + b"x")
-    bad = run(
-        [
-            "gpg",
-            "--homedir",
-            str(oracle.home),
-            "--batch",
-            "--status-fd",
-            "1",
-            "--verify",
-            str(tmp_path / "sig.gpg"),
-            str(tmp_path / "content"),
-        ],
-        check=False,
-        timeout=60,
-    )
+    bad = run(gpg_verify, check=False, timeout=60)
     assert bad.returncode != 0
     assert b"[GNUPG:] BADSIG" in bad.stdout
 

@@ -39,6 +39,15 @@ def verify(capsys: pytest.CaptureFixture[str], image: Path, *extra: str) -> tupl
     return rc, out.out, out.err
 
 
+def rename_model(image: Path, letter: str) -> None:
+    """Change the last letter of the (one) ``model: stub-pc`` header in the image."""
+    blob = bytearray(image.read_bytes())
+    pos = blob.find(b"model: stub-pc\n")
+    assert pos > 0 and blob.find(b"model: stub-pc\n", pos + 1) < 0
+    blob[pos + len("model: stub-p")] = ord(letter)
+    image.write_bytes(bytes(blob))
+
+
 @pytest.mark.parametrize("kind", ["uc16", "uc20"])
 def test_fresh_image_verifies(
     kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -80,11 +89,7 @@ def test_tampered_model_fails_its_signature(
     kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = build(kind, tmp_path)
-    blob = bytearray(image.path.read_bytes())
-    pos = blob.find(b"model: stub-pc\n")
-    assert pos > 0 and blob.find(b"model: stub-pc\n", pos + 1) < 0
-    blob[pos + len("model: stub-p")] = ord("x")
-    image.path.write_bytes(bytes(blob))
+    rename_model(image.path, "x")
     rc, out, err = verify(capsys, image.path)
     assert rc == 1
     assert "verification failed: model 16/stubbrand/stub-px" in err
@@ -95,10 +100,7 @@ def test_undecodable_model_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = build_uc16_image(tmp_path)
-    blob = bytearray(image.path.read_bytes())
-    pos = blob.find(b"model: stub-pc\n")
-    blob[pos + len("model: stub-p")] = ord("X")  # models must be lower case
-    image.path.write_bytes(bytes(blob))
+    rename_model(image.path, "X")  # models must be lower case
     rc, _, err = verify(capsys, image.path)
     assert rc == 1
     assert "must hold exactly one model assertion, found 0" in err
