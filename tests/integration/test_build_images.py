@@ -339,7 +339,7 @@ def test_uc20_pi_mbr_uboot(fixtures: Fixtures, tmp_path: Path) -> None:
 
 def test_uc18_gpt_4k_sectors(fixtures: Fixtures, tmp_path: Path) -> None:
     from tests.build_snaps import make_snap
-    from ucimage.inspect.partitions import read_partition_table
+    from tests.integration import test_image_writer as writer
 
     gadget = make_snap(
         tmp_path, "pc", "gadget", base="core18", gadget_yaml="ui-gpt-4k-sector.yaml",
@@ -349,23 +349,30 @@ def test_uc18_gpt_4k_sectors(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert build(fixtures.m18, snaps, out, "--sector-size", "4096") == 0
     image = out / "pc.img"
-    table = read_partition_table(image)  # sfdisk here cannot read 4 KiB-sector files
-    parts = {p.name: p for p in table.partitions}
-    assert list(parts) == ["BIOS Boot", "EFI System", "writable"]
-    assert all(p.sector_size == 4096 for p in table.partitions)
-    assert parts["BIOS Boot"].start == 256  # 1 MiB in 4 KiB sectors
+    # fdisk reads the table with 4 KiB logical sectors (sfdisk here cannot)
+    rows = writer.fdisk_rows(image, 4096)
+    assert [(r[2], r[3]) for r in rows] == [
+        (writer.BIOS_TYPE, "BIOS Boot"),
+        (writer.ESP_TYPE, "EFI System"),
+        (writer.LINUX_TYPE, "writable"),
+    ]  # fmt: skip
+    parts = {name: (int(start), int(size)) for start, size, _, name in rows}
+    assert parts["BIOS Boot"][0] == 256  # 1 MiB in 4 KiB sectors
     assert struct.unpack("<I", image.read_bytes()[92:96])[0] == 256
-    w = parts["writable"]
+    # read as 512-byte sectors fdisk finds no such GPT: the table really is 4 KiB-based
+    as_512 = writer.sh("fdisk", "-b", "512", "-l", "-o", "Start,Sectors,Name", image, check=False)
+    assert "writable" not in as_512.stdout
+    start, size = parts["writable"]
     writable = tmp_path / "w"
     with open(image, "rb") as src:
-        src.seek(w.start * 4096)
-        writable.write_bytes(src.read(w.size * 4096))
+        src.seek(start * 4096)
+        writable.write_bytes(src.read(size * 4096))
     fsck_ok(["e2fsck", "-fn", str(writable)])
-    esp_part = parts["EFI System"]
+    start, size = parts["EFI System"]
     esp = tmp_path / "esp"
     with open(image, "rb") as src:
-        src.seek(esp_part.start * 4096)
-        esp.write_bytes(src.read(esp_part.size * 4096))
+        src.seek(start * 4096)
+        esp.write_bytes(src.read(size * 4096))
     fsck_ok(["fsck.vfat", "-n", str(esp)])
     assert mtools("mtype", esp, "::EFI/ubuntu/grub.cfg") == b"# cpc\n"
 

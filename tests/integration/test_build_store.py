@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.build_snaps import (
+    MODEL_UC16_PC,
     MODEL_UC18,
     SNAP_SIGN,
     TRUSTED_FILES,
@@ -24,6 +25,7 @@ from tests.build_snaps import (
     model_uc20,
     model_uc20_pi,
     sign_model,
+    snaps_uc16,
     snaps_uc18,
     snaps_uc20,
     snaps_uc20_pi,
@@ -170,8 +172,85 @@ def test_uc18_from_store(served: Served, tmp_path: Path, monkeypatch: pytest.Mon
     assert build_from_store(url, root, model, offline, "--offline") == 0
     assert (offline / "pc.img").read_bytes() == (out / "pc.img").read_bytes()
     assert served.requests() == logged
-    # without --offline the same build needs the (stopped) store: it fails
-    assert build_from_store(url, root, model, tmp_path / "online") != 0
+
+
+def test_uc16_from_store(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc16(tmp_path / "snaps"):
+        push(url, root, snap, "stable")
+    model = sign_model(MODEL_UC16_PC, tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(url, root, model, out) == 0
+    parts = sfdisk(out / "pc.img")["partitions"]
+    assert [p["name"] for p in parts] == ["BIOS Boot", "EFI System", "writable"]
+    esp = extract(out / "pc.img", parts[1]["start"], parts[1]["size"], tmp_path / "esp")
+    fsck_ok(["fsck.vfat", "-n", str(esp)])
+    env = parse_grubenv(mtools("mtype", esp, "::EFI/ubuntu/grubenv"))
+    assert (env["snap_core"], env["snap_kernel"]) == ("core_1.snap", "pc-kernel_1.snap")
+    writable = extract(out / "pc.img", parts[2]["start"], parts[2]["size"], tmp_path / "w")
+    fsck_ok(["e2fsck", "-fn", str(writable)])
+    seed = "/system-data/var/lib/snapd/seed"
+    seed_yaml = debugfs_cat(writable, f"{seed}/seed.yaml").decode()
+    for name in ("core", "pc-kernel", "pc"):
+        assert f"- name: {name}\n  snap-id: " in seed_yaml
+        assert f"file: {name}_1.snap" in seed_yaml
+    assert "unasserted" not in seed_yaml and "snapd" not in seed_yaml
+    assert sorted(debugfs_ls(writable, f"{seed}/snaps")) == [
+        ".", "..", "core_1.snap", "pc-kernel_1.snap", "pc_1.snap"]  # fmt: skip
+    assertions = debugfs_ls(writable, f"{seed}/assertions")
+    assert sum(a.endswith(".snap-revision") for a in assertions) == 3
+    assert (out / "snaps.manifest").read_text() == "core 1\npc-kernel 1\n"
+    assert (out / "seed.manifest").read_text() == "core 1\npc 1\npc-kernel 1\n"
+
+
+def test_channels_and_image_size_from_store(
+    store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-c CHANNEL for every snap, --snap NAME=CHANNEL for one, -i VOL:SIZE for the volume."""
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for snap in snaps_uc18(tmp_path / "snaps"):
+        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    # second revisions only in riskier channels
+    v2 = tmp_path / "v2"
+    push(url, root, make_snap(v2, "core18", "base", version="2"), "beta")
+    push(url, root, make_snap(v2, "pc-kernel", "kernel", version="2"), "18/beta")
+    push(url, root, make_snap(v2, "hello-world", "app", base="core18", version="2"), "edge")
+    push(url, root, make_snap(v2, "snapd", "snapd", version="2"), "edge")
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    out = tmp_path / "out"
+    extra = ("-c", "beta", "--snap", "hello-world=edge", "-i", "pc:96M")
+    assert build_from_store(url, root, model, out, *extra) == 0
+    # beta: core18 2; 18/beta (the model's track kept): pc-kernel 2, pc falls back to
+    # 18/stable; snapd has nothing in beta (its 2 is in edge only): 1; hello-world edge: 2
+    assert (out / "seed.manifest").read_text() == (
+        "core18 2\nhello-world 2\npc 1\npc-kernel 2\nsnapd 1\n"
+    )
+    assert (out / "snaps.manifest").read_text() == "core18 2\npc-kernel 2\n"
+    image = out / "pc.img"
+    assert image.stat().st_size == 96 << 20
+    parts = sfdisk(image)["partitions"]
+    end = (parts[2]["start"] + parts[2]["size"]) * 512
+    assert end > (96 << 20) - (1 << 20)  # writable grown to fill the requested size
+    writable = extract(image, parts[2]["start"], parts[2]["size"], tmp_path / "w")
+    fsck_ok(["e2fsck", "-fn", str(writable)])
+    seed = "/system-data/var/lib/snapd/seed"
+    seed_yaml = debugfs_cat(writable, f"{seed}/seed.yaml").decode()
+    assert "  channel: beta\n  file: core18_2.snap\n" in seed_yaml
+    assert "  channel: 18/beta\n  file: pc-kernel_2.snap\n" in seed_yaml
+    assert "  channel: 18/beta\n  file: pc_1.snap\n" in seed_yaml
+    assert "  channel: edge\n  file: hello-world_2.snap\n" in seed_yaml
+    assert "  channel: beta\n  file: snapd_1.snap\n" in seed_yaml
+    assert set(debugfs_ls(writable, f"{seed}/snaps")) >= {
+        "core18_2.snap", "pc-kernel_2.snap", "pc_1.snap", "hello-world_2.snap", "snapd_1.snap"
+    }  # fmt: skip
+    parts_esp = extract(image, parts[1]["start"], parts[1]["size"], tmp_path / "esp")
+    env = parse_grubenv(mtools("mtype", parts_esp, "::EFI/ubuntu/grubenv"))
+    assert (env["snap_core"], env["snap_kernel"]) == ("core18_2.snap", "pc-kernel_2.snap")
 
 
 def test_uc20_signed_from_store(

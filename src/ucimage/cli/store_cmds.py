@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--require-auth", action="store_true", help="reads need the token too (default: open)"
     )
-    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.add_argument("--access-log", action="store_true", help="log every request to stdout")
     p.set_defaults(func=cmd_serve)
 
     def remote(p: argparse.ArgumentParser) -> None:
