@@ -54,15 +54,17 @@ def ours(model: Path, snaps: list[Path], out: Path) -> None:
     assert main(args) == 0
 
 
-def ours_today(model: Path, snaps: list[Path], out: Path) -> str:
-    """Build ours on snapd's day (it labels the UC20 system with today's date); the label."""
-    today = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0)
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(today.timestamp()))
+def ours_on_snapds_day(model: Path, snaps: list[Path], out: Path, theirs: Path) -> str:
+    """Build ours on the day snapd labelled its UC20 system with (read from *theirs*, so a
+    run across midnight still compares like with like); the label."""
+    (label,) = [p.name for p in (theirs / "systems").iterdir()]
+    day = dt.datetime.strptime(label, "%Y%m%d").replace(hour=12, tzinfo=dt.UTC)
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(day.timestamp()))
     try:
         ours(model, snaps, out)
     finally:
         del os.environ["SOURCE_DATE_EPOCH"]
-    return today.strftime("%Y%m%d")
+    return label
 
 
 def tree(root: Path) -> set[str]:
@@ -114,8 +116,8 @@ def test_uc20_seed_matches_prepare_image(stub_store: str, tmp_path: Path, bootlo
         model = sign_model(model_uc20_pi("dangerous"), tmp_path / "m.model")
         arch = "arm64"
     prepare_image(stub_store, model, snaps, tmp_path / "snapd", arch)
-    label = ours_today(model, snaps, tmp_path / "ours")
     theirs, mine = tmp_path / "snapd/system-seed", tmp_path / "ours/system-seed"
+    label = ours_on_snapds_day(model, snaps, tmp_path / "ours", theirs)
     assert tree(mine) == tree(theirs)
     assert tree(theirs), "snapd produced nothing"
     system = f"systems/{label}"
@@ -230,8 +232,8 @@ def test_uc20_lk_seed_matches_prepare_image(stub_store: str, tmp_path: Path) -> 
     snaps = snaps_uc20_lk(tmp_path / "snaps")
     model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
     prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
-    label = ours_today(model, snaps, tmp_path / "ours")
     theirs, mine = tmp_path / "snapd/system-seed", tmp_path / "ours/system-seed"
+    label = ours_on_snapds_day(model, snaps, tmp_path / "ours", theirs)
     assert tree(mine) == tree(theirs)
     for name in ("snaprecoverysel.bin", "boot.img"):
         assert (mine / "boot/lk" / name).read_bytes() == (theirs / "boot/lk" / name).read_bytes()
