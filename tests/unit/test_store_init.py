@@ -61,3 +61,24 @@ def test_init_refuses_existing_and_bad_ids(tmp_path: Path) -> None:
     assert not (tmp_path / "t" / "store.json").exists()
     with pytest.raises(StoreSetupError, match="not a ucimage store"):
         Store(tmp_path / "nowhere")
+
+
+def test_init_refuses_a_non_empty_directory_that_is_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("keep me\n")
+    assert main(["store", "init", str(busy), "--key-bits", "2048"]) != 0
+    err = capsys.readouterr().err
+    assert f"error: '{busy}' is not empty and is not a ucimage store" in err
+    assert f"hint: give a new or empty directory, e.g. `ucimage store init {busy}/store`" in err
+    # nothing written, nothing lost
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+    assert (busy / "notes.txt").read_text() == "keep me\n"
+    # a file is no directory either
+    with pytest.raises(StoreSetupError, match="not empty and is not a ucimage store"):
+        init_store(busy / "notes.txt", key_bits=2048)
+    # an existing empty directory is fine
+    (tmp_path / "empty").mkdir()
+    assert (init_store(tmp_path / "empty", key_bits=2048) / "store.json").exists()

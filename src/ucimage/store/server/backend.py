@@ -661,6 +661,12 @@ def init_store(
     root = Path(root)
     if (root / "store.json").exists():
         raise StoreSetupError(f"a store already exists in {str(root)!r}")
+    # never scatter keys and a database among someone's files (e.g. `store init /tmp`)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise StoreSetupError(
+            f"{str(root)!r} is not empty and is not a ucimage store",
+            hint=f"give a new or empty directory, e.g. `ucimage store init {root / 'store'}`",
+        )
     root.mkdir(parents=True, exist_ok=True)
     suffix = secrets.token_hex(4)
     authority = authority_id or f"ucimage-{suffix}"
