@@ -219,3 +219,49 @@ def test_watcher_waits_for_the_whole_failure_line() -> None:
     idle.feed(b"UCIMAGE-REFERENCE-FAIL: initramfs: no writable")
     idle.idle()
     assert idle.verdict is not None and "no writable" in idle.verdict[1]
+
+
+@needs_qemu
+@pytest.mark.parametrize(
+    "why",
+    [
+        "no /dev/kvm",
+        "/dev/kvm is not accessible (add yourself to group kvm)",
+        "/dev/kvm exists but the CPU has no vmx/svm (paravirtual KVM is too slow)",
+    ],
+)
+def test_cli_boot_kvm_on_refused_when_kvm_is_unusable(
+    image: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    monkeypatch.setattr("ucimage.boot.qemu.kvm_usable", lambda: (False, why))
+    assert main(["boot", str(image), "--dry-run", "--kvm", "on"]) == 1
+    captured = capsys.readouterr()
+    assert f"error: --kvm on, but KVM cannot be used here: {why}" in captured.err
+    assert "hint: use --kvm auto" in captured.err
+    assert "Traceback" not in captured.err and "qemu-system" not in captured.out
+    # the same machine boots with --kvm auto, on TCG
+    assert main(["boot", str(image), "--dry-run", "--kvm", "auto"]) == 0
+    assert "accel=tcg" in capsys.readouterr().out
+
+
+@needs_qemu
+def test_cli_boot_kvm_on_follows_this_machine(
+    image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No stub: refused exactly when kvm_usable() says no, with its reason."""
+    usable, why = kvm_usable()
+    rc = main(["boot", str(image), "--dry-run", "--kvm", "on"])
+    captured = capsys.readouterr()
+    if usable:
+        assert rc == 0 and "accel=kvm" in captured.out
+    else:
+        assert rc == 1 and f"KVM cannot be used here: {why}" in captured.err
+
+
+@needs_qemu
+def test_cli_boot_kvm_on_when_usable(
+    image: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ucimage.boot.qemu.kvm_usable", lambda: (True, "KVM available"))
+    assert main(["boot", str(image), "--dry-run", "--kvm", "on"]) == 0
+    assert "accel=kvm" in capsys.readouterr().out

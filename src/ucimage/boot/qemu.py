@@ -246,8 +246,11 @@ def plan_boot(
         accel: Literal["kvm", "tcg"] = "tcg"
         reason = "KVM disabled by --kvm off"
     elif kvm == "on":
-        if not os.path.exists("/dev/kvm"):
-            raise BootError("--kvm on, but this machine has no /dev/kvm", hint="use --kvm auto")
+        if not usable:
+            raise BootError(
+                f"--kvm on, but KVM cannot be used here: {why}",
+                hint="use --kvm auto (falls back to TCG when KVM is unusable) or --kvm off",
+            )
         accel, reason = "kvm", "KVM forced by --kvm on"
     else:
         accel, reason = ("kvm", why) if usable else ("tcg", f"TCG: {why}")
