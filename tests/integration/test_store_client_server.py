@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -170,6 +171,39 @@ def test_cli_download_like_snap_download(store: RunningStore, tmp_path: Path) ->
     res = ucimage("download", "nope-snap", env={**env, "UBUNTU_STORE_URL": store.url})
     assert res.returncode == 1
     assert 'cannot download snap "nope-snap": snap not found' in res.stderr
+
+
+def test_cli_download_revision(store: RunningStore, tmp_path: Path) -> None:
+    """--revision picks an exact revision, released or not (3 is only in candidate)."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    trust = ("--store", store.url, "--trusted", str(store.root / "root.assert"))
+    res = ucimage("download", "hello-stub", "--revision", "3", "--target-directory",
+                  str(tmp_path), *trust, env=env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.glob("hello-stub_*")) == [
+        "hello-stub_3.assert", "hello-stub_3.snap"]  # fmt: skip
+    snap = (tmp_path / "hello-stub_3.snap").read_bytes()
+    (rev,) = [
+        a for a in decode_stream((tmp_path / "hello-stub_3.assert").read_bytes())
+        if a.type == "snap-revision"
+    ]  # fmt: skip
+    assert rev.header("snap-revision") == "3"
+    digest = base64.urlsafe_b64encode(hashlib.sha3_384(snap).digest()).decode().rstrip("=")
+    assert rev.header("snap-sha3-384") == digest
+    assert rev.header("snap-size") == str(len(snap))
+    # stable serves revision 1: a different file
+    res = ucimage("download", "hello-stub", "--target-directory", str(tmp_path), *trust, env=env)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "hello-stub_1.snap").read_bytes() != snap
+    # a revision the store does not have: named, nothing written
+    res = ucimage("download", "hello-stub", "--revision", "99", "--target-directory",
+                  str(tmp_path / "none"), *trust, env=env)  # fmt: skip
+    assert res.returncode == 1
+    assert "revision 99" in res.stderr and "Traceback" not in res.stderr
+    assert not list((tmp_path / "none").glob("*.snap"))
+    # --revision and --channel exclude each other
+    res = ucimage("download", "hello-stub", "--revision", "3", "--channel", "edge", *trust)
+    assert res.returncode == 2 and "not allowed with argument" in res.stderr
 
 
 def test_unknown_snap_and_missing_revision(client: StoreClient) -> None:
