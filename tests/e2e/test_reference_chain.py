@@ -141,3 +141,18 @@ def test_corrupted_kernel_snap_fails_with_reason(built: Built, tmp_path: Path) -
     assert "FAIL" in err and "unknown filesystem" in err, err
     elapsed = float(re.search(r"FAIL after ([\d.]+)s", err).group(1))  # type: ignore[union-attr]
     assert elapsed < 90, "caught from the console, before the timeout"
+
+
+def test_seed_holds_the_brand_chain_from_the_store(built: Built) -> None:
+    """ucimage snap got the brand's account and account-key from the store (no
+    --assertion files) and seeded them beside the model, as snap prepare-image does."""
+    image = built.paths.image
+    table = json.loads(run_text(["sfdisk", "--json", image]))["partitiontable"]
+    part = next(p for p in table["partitions"] if p.get("name") == "writable")
+    fs = f"{image}?offset={part['start'] * table.get('sectorsize', 512)}"
+    listing = run_text(["debugfs", "-R", "ls -l /system-data/var/lib/snapd/seed/assertions", fs])
+    names = {line.split()[-1] for line in listing.splitlines() if line.strip()}
+    assert "model" in names
+    assert f"{BRAND}.account" in names
+    assert any(n.endswith(".account-key") for n in names)
+    assert f"{STORE_AUTHORITY}.account" not in names  # a trusted root is not seeded

@@ -105,10 +105,9 @@ class Ucimage:
         self.user_env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
         self.env = dict(self.user_env)
         if cache_dir is not None:
-            # store client caches (snaps, assertions) private to this run: the
-            # client's assertion cache is keyed by digest, not by store, so
-            # another store's assertions for the same reproducible snap would
-            # leak in
+            # a private cache for the store-client commands (hermetic tests); the
+            # user's cache is safe to share too: cached assertions are used only
+            # when they verify against the roots of the build at hand
             self.env["XDG_CACHE_HOME"] = os.fspath(cache_dir)
 
     def argv(self, args: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -328,6 +327,9 @@ def sign_model(u: Ucimage, paths: ChainPaths) -> bytes:
 
 
 def build_image(u: Ucimage, paths: ChainPaths, url: str) -> Path:
+    """``ucimage snap``: snaps, their assertions and the brand's account and
+    account-key (the model's prerequisites, added by :func:`register_brand`)
+    all come from the store."""
     if paths.image_dir.exists():
         shutil.rmtree(paths.image_dir)
     u(
@@ -337,10 +339,6 @@ def build_image(u: Ucimage, paths: ChainPaths, url: str) -> Path:
         url,
         "--trusted",
         paths.store / "root.assert",
-        "--assertion",
-        paths.brand_account,
-        "--assertion",
-        paths.brand_account_key,
         "-O",
         paths.image_dir,
     )

@@ -39,7 +39,9 @@ class Demo:
     def __init__(self, work: Path, uefi: bool) -> None:
         self.paths = chain.ChainPaths(work)
         self.uefi = uefi
-        self.u = chain.Ucimage(echo=self.say, cache_dir=self.paths.cache)
+        # the user's cache: a rebuild downloads nothing (cached assertions are only
+        # used when they verify against this store's root)
+        self.u = chain.Ucimage(echo=self.say)
         self.start = time.monotonic()
         self.step_no = 0
         self.steps = 11
@@ -66,7 +68,7 @@ class Demo:
     def run(self) -> int:
         paths = self.paths
         paths.work.mkdir(parents=True, exist_ok=True)
-        for stale in (paths.store, paths.keys, paths.image_dir, paths.cache):
+        for stale in (paths.store, paths.keys, paths.image_dir):
             if stale.exists():
                 shutil.rmtree(stale)
         self.say(f"ucimage demo: work directory {paths.work}")
@@ -121,7 +123,10 @@ class Demo:
             for line in paths.model.read_text().split("\n\n", 1)[0].splitlines():
                 self.indent(line)
 
-            self.step("Build pc.img from the model, fetching snaps and assertions from the store")
+            self.step(
+                "Build pc.img from the model, fetching snaps and assertions (the brand's "
+                "too) from the store"
+            )
             status = self.u.stream(
                 "snap",
                 paths.model,
@@ -129,10 +134,6 @@ class Demo:
                 url,
                 "--trusted",
                 paths.store / "root.assert",
-                "--assertion",
-                paths.brand_account,
-                "--assertion",
-                paths.brand_account_key,
                 "-O",
                 paths.image_dir,
                 on_line=self.indent,
