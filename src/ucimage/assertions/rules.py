@@ -15,11 +15,12 @@ from ucimage.assertions.checks import fail
 from ucimage.assertions.crypto import PublicKey
 from ucimage.assertions.errors import AssertionFormatError
 from ucimage.assertions.headers import quote
+from ucimage.naming import SNAP_NAME_RE, valid_snap_name
 
 Headers = Mapping[str, Any]
 
 ACCOUNT_ID_RE = re.compile(r"^(?:[a-z0-9A-Z]{32}|[-a-z0-9]{2,28})$")
-KEY_NAME_RE = re.compile(r"^(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*$")
+KEY_NAME_RE = SNAP_NAME_RE
 MODEL_RE = re.compile(r"^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$")
 SNAP_ID_RE = re.compile(r"^[a-z0-9A-Z]{32}$")
 MODE_RE = re.compile(r"^[a-z][-a-z]+$")
@@ -39,10 +40,6 @@ WELL_KNOWN_SNAP_IDS = {
     "core22": "amcUKQILKXHHTlmSa7NMdnXSx02dNeeT",
     "core24": "dwTAh7MZZ01zyriOZErqd1JynQLiOGvM",
 }
-
-
-def valid_snap_name(name: str) -> bool:
-    return 2 <= len(name) <= 40 and KEY_NAME_RE.match(name) is not None
 
 
 def check_snap_name(name: str) -> None:

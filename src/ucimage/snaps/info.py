@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 import yaml
 
+from ucimage.naming import valid_snap_name
 from ucimage.snaps.errors import InvalidSnapYamlError
 from ucimage.yaml_unique import load_unique
 
@@ -24,10 +25,6 @@ SNAP_TYPES: tuple[str, ...] = ("app", "base", "core", "gadget", "kernel", "snapd
 CONFINEMENTS: tuple[str, ...] = ("strict", "devmode", "classic")
 GRADES: tuple[str, ...] = ("stable", "devel")
 
-# snap names: 2..40 chars of a-z, 0-9 and '-', at least one letter, no leading,
-# trailing or doubled '-'
-_NAME_CHARS = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_HAS_LETTER = re.compile(r"[a-z]")
 # versions: 1..32 chars, first alphanumeric, last not one of ":.-"
 _VERSION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9:.+~-]*[A-Za-z0-9+~])?$")
 _APP_NAME = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9])*$")
@@ -48,7 +45,7 @@ def validate_snap_name(name: object, what: str = "snap name") -> str:
         raise InvalidSnapYamlError(
             f"invalid {what}: {name!r} (must be between 2 and 40 characters long)"
         )
-    if not _NAME_CHARS.match(name) or not _HAS_LETTER.search(name):
+    if not valid_snap_name(name):
         raise InvalidSnapYamlError(
             f"invalid {what}: {name!r}",
             hint="use lowercase letters, digits and single hyphens; at least one letter; "
