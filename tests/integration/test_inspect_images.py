@@ -260,6 +260,12 @@ def build_uc20_image(
         snapd_recovery_mode="install",
     )
     image = workdir / name
+    make_seed_disk(image, tree, seed_fs)
+    return BuiltImage(image, "uc20", 2, 4096 * 512)
+
+
+def make_seed_disk(image: Path, seed: Path, seed_fs: str = "vfat") -> None:
+    """A UC20 pc-like disk with only BIOS Boot and ``ubuntu-seed`` (vfat, or ext4)."""
     make_disk(
         image,
         (4096 + 69632 + 2048) * 512,
@@ -268,10 +274,9 @@ def build_uc20_image(
         f'start=4096, size=69632, type={ESP_TYPE}, name="ubuntu-seed"\n',
     )
     if seed_fs == "ext4":  # some gadgets (imx) make ubuntu-seed ext4
-        put_ext4(image, 4096, 69632, "ubuntu-seed", tree)
+        put_ext4(image, 4096, 69632, "ubuntu-seed", seed)
     else:
-        put_vfat(image, 4096, 69632, "ubuntu-seed", tree)
-    return BuiltImage(image, "uc20", 2, 4096 * 512)
+        put_vfat(image, 4096, 69632, "ubuntu-seed", seed)
 
 
 def build_mbr_uboot_image(workdir: Path, name: str = "pi.img") -> BuiltImage:

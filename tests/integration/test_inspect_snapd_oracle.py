@@ -21,11 +21,8 @@ import pytest
 from tests.build_snaps import snaps_uc18, snaps_uc20
 from tests.integration.test_inspect_built import make_root, model18, model20
 from tests.integration.test_inspect_images import (
-    BIOS_TYPE,
-    ESP_TYPE,
-    make_disk,
     make_pc_disk,
-    put_vfat,
+    make_seed_disk,
     sh,
 )
 from tests.snapd_oracle import not_found_store, prepare_image
@@ -72,14 +69,7 @@ def oracle(stub_store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     (label,) = [p.name for p in (seed / "systems").iterdir()]
     shutil.copyfile(m20, seed / "systems" / label / "model")
     image = base / "uc20.img"
-    make_disk(
-        image,
-        (4096 + 69632 + 2048) * 512,
-        "label: gpt\n"
-        f'start=2048, size=2048, type={BIOS_TYPE}, name="BIOS Boot"\n'
-        f'start=4096, size=69632, type={ESP_TYPE}, name="ubuntu-seed"\n',
-    )
-    put_vfat(image, 4096, 69632, "ubuntu-seed", seed)
+    make_seed_disk(image, seed)
     result.update(uc20=image, uc20_model=m20, uc20_label=label, uc20_prep=out)
     return result
 
