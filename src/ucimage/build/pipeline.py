@@ -27,7 +27,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -133,12 +133,21 @@ class ImageBuild:
             self.state.inputs = {"model": str(opts.model.absolute()) if opts.model else None}
         self._model: tuple[Any, ModelInfo] | None = None
         self._deferred: list[list[str]] = []
+        self._store_client: Any = None
 
     # ------------------------------------------------------------------ setup
     def _temp_workdir(self) -> Path:
         # beside the output, so seed hard links and the final rename stay on one filesystem
         self.outdir.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=".ucimage-work-", dir=self.outdir))
+
+    def store_client(self, make: Callable[[], Any]) -> Any:
+        """The build's one store client, made by *make* when first asked for and closed
+        when :meth:`run` ends: every new client costs ~50 ms (httpx loads the CA bundle),
+        and model verification, resolve and fetch each asked for one."""
+        if self._store_client is None:
+            self._store_client = make()
+        return self._store_client
 
     @property
     def model_file(self) -> Path:
@@ -168,6 +177,14 @@ class ImageBuild:
         return [Step(name, getattr(self, f"step_{name}")) for name in names]
 
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            if self._store_client is not None:
+                self._store_client.close()
+                self._store_client = None
+
+    def _run(self) -> int:
         try:
             with interrupts_as_keyboard_interrupt():
                 self.state.inputs["options"] = options_to_json(self.opts)

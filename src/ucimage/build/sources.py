@@ -9,6 +9,7 @@ that cannot be had.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -50,11 +51,19 @@ _NOWHERE = "http://127.0.0.1:9/"
 
 
 def store_client(build: ImageBuild) -> Any:
-    """The build's store client (pointing nowhere when offline)."""
-    from ucimage.store.client import StoreClient
+    """The build's store client (pointing nowhere when offline), for a ``with`` block.
 
-    url = _NOWHERE if build.opts.offline else build.opts.store
-    return StoreClient(url=url, arch=build.info.architecture or None)
+    One per build (:meth:`ImageBuild.store_client`): leaving the block keeps it open
+    for the next step, the build closes it when it ends.
+    """
+
+    def make() -> Any:
+        from ucimage.store.client import StoreClient
+
+        url = _NOWHERE if build.opts.offline else build.opts.store
+        return StoreClient(url=url, arch=build.info.architecture or None)
+
+    return contextlib.nullcontext(build.store_client(make))
 
 
 _client = store_client
