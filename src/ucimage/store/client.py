@@ -5,8 +5,11 @@ one ``POST /v2/snaps/refresh`` with a ``download`` action per snap, then a
 plain ``GET`` of each download URL (``Range`` resume, snapd's retry policy),
 then ``GET /v2/assertions/...`` for the snap-revision and its prerequisites,
 checked by :class:`ucimage.assertions.Database` against the trusted roots.
-Blobs and assertions land in a content-addressed cache (XDG cache dir), so a
-rebuild downloads nothing.
+Blobs and assertions land in a cache (XDG cache dir), so a rebuild downloads
+nothing.  Blobs are content-addressed and shared freely; the cache is shared by
+every store, so a cached assertion chain is used only when it verifies against
+the trusted roots of the build at hand, else it is fetched again
+(:meth:`StoreClient.fetch_chain`).
 """
 
 from __future__ import annotations
@@ -903,7 +906,14 @@ class StoreClient:
             ordered.append(a)
 
         def need(ref: Ref, stack: tuple[Ref, ...]) -> None:
-            if ref in trusted or ref in seen or db.get(ref) is not None:
+            if ref in trusted or ref in seen:
+                return
+            have = db.get(ref)
+            if have is not None:
+                # already there (e.g. from --assertion files): complete its chain only
+                seen.add(ref)
+                for pre in prerequisites(have):
+                    need(pre, (*stack, ref))
                 return
             if ref in stack:
                 raise VerificationError(
