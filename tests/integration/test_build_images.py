@@ -236,7 +236,7 @@ def test_uc20_dangerous_seed_partition_only(fixtures: Fixtures, tmp_path: Path) 
 
 def test_uc20_factory_image_flag(fixtures: Fixtures, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert build(fixtures.m20, fixtures.uc20, out, "--factory-image", "--seed") == 0
+    assert build(fixtures.m20, fixtures.uc20, out, "--factory-image", "--seed-only") == 0
     env = parse_grubenv((out / "system-seed/EFI/ubuntu/grubenv").read_bytes())
     assert env["snapd_boot_flags"] == "factory"
 
@@ -255,7 +255,7 @@ def test_uc20_signed_refuses_local_snaps_before_any_work(
 def test_unverified_model_refused_unless_allowed(
     fixtures: Fixtures, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["snap", str(fixtures.m18), "-O", str(tmp_path), "--seed"]
+    args = ["snap", str(fixtures.m18), "-O", str(tmp_path), "--seed-only"]
     for snap in fixtures.uc18:
         args += ["--snap", str(snap)]
     assert main(args) == 1
@@ -279,6 +279,24 @@ def test_reproducible_images_and_manifests(fixtures: Fixtures, tmp_path: Path) -
                 }
             )
         assert digests[0] == digests[1], name
+
+
+def test_explicit_seed_sets_every_id(fixtures: Fixtures, tmp_path: Path) -> None:
+    """``--seed VALUE``: same value, same bytes; another value, other disk and fs ids."""
+    images: dict[str, bytes] = {}
+    for run, value in (("a", "alpha"), ("b", "alpha"), ("c", "beta")):
+        out = tmp_path / run
+        assert build(fixtures.m18, fixtures.uc18, out, "--seed", value) == 0
+        images[run] = (out / "pc.img").read_bytes()
+    assert images["a"] == images["b"]
+    assert images["a"] != images["c"]
+    ids = {run: sfdisk(tmp_path / run / "pc.img") for run in ("a", "c")}
+    assert ids["a"]["id"] != ids["c"]["id"]
+    uuids = {run: [p["uuid"] for p in ids[run]["partitions"]] for run in ids}
+    assert not set(uuids["a"]) & set(uuids["c"])
+    default = tmp_path / "default"
+    assert build(fixtures.m18, fixtures.uc18, default) == 0
+    assert sfdisk(default / "pc.img")["id"] not in (ids["a"]["id"], ids["c"]["id"])
 
 
 def test_uc16_pc_gpt_grub_with_customizations(fixtures: Fixtures, tmp_path: Path) -> None:

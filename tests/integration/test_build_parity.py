@@ -46,7 +46,7 @@ def stub_store() -> Iterator[str]:
 
 
 def ours(model: Path, snaps: list[Path], out: Path) -> None:
-    args = ["snap", str(model), "--seed", "-O", str(out), "-q"]
+    args = ["snap", str(model), "--seed-only", "-O", str(out), "-q"]
     for f in TRUSTED_FILES:
         args += ["--trusted", str(f)]
     for snap in snaps:

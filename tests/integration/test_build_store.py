@@ -328,7 +328,7 @@ def test_revision_pin_from_store(
     assert "hello-world 1\n" in (out / "seed.manifest").read_text()
     assert "revision 1 for snap hello-world may not be the latest" in capsys.readouterr().out
     latest = tmp_path / "latest"
-    assert build_from_store(url, root, model, latest, "--seed") == 0
+    assert build_from_store(url, root, model, latest, "--seed-only") == 0
     assert "hello-world 2\n" in (latest / "seed.manifest").read_text()
 
 
@@ -346,7 +346,7 @@ def test_uc20_dangerous_store_plus_local_file(
     local = next(s for s in snaps if s.stem == "hello-world")
     model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
     out = tmp_path / "out"
-    assert build_from_store(url, root, model, out, "--snap", str(local), "--seed") == 0
+    assert build_from_store(url, root, model, out, "--snap", str(local), "--seed-only") == 0
     system = out / "system-seed/systems/20231114"
     assert (system / "snaps/hello-world_1.0.snap").read_bytes() == local.read_bytes()
     assert sorted(p.name for p in (out / "system-seed/snaps").iterdir()) == [
@@ -371,7 +371,8 @@ def test_local_file_known_to_the_store_is_asserted(
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     out = tmp_path / "out"
     assert (
-        build_from_store(url, root, model, out, "--snap", str(kernel), "--seed", quiet=False) == 0
+        build_from_store(url, root, model, out, "--snap", str(kernel), "--seed-only", quiet=False)
+        == 0
     )
     seed = out / "image/var/lib/snapd/seed"
     seed_yaml = (seed / "seed.yaml").read_text()
@@ -432,7 +433,7 @@ def test_validation_set_enforced(
     ]
     model = sign_model(headers, tmp_path / "m.model")
     out = tmp_path / "out"
-    rc = build_from_store(url, root, model, out, "--validation", "enforce", "--seed")
+    rc = build_from_store(url, root, model, out, "--validation", "enforce", "--seed-only")
     if presence == "invalid":
         assert rc == 1
         assert "snap hello-world is invalid in validation set testbrand/vs1" in (
@@ -449,7 +450,7 @@ def test_validation_set_enforced(
     assert "16,testbrand,vs1,1.validation-set" in {p.name for p in (seed / "assertions").iterdir()}
     # without enforcement the latest revision is used
     latest = tmp_path / "latest"
-    assert build_from_store(url, root, model, latest, "--validation", "ignore", "--seed") == 0
+    assert build_from_store(url, root, model, latest, "--validation", "ignore", "--seed-only") == 0
     assert "hello-world 2\n" in (latest / "seed.manifest").read_text()
 
 
@@ -518,14 +519,14 @@ def test_brand_chain_comes_from_the_store(
     model = tmp_path / "store-brand.model"
     model.write_bytes(sign_json(json.dumps(doc), key).encode())  # type: ignore[arg-type]
     # not in the store yet: the model cannot be verified, and the error says what is missing
-    assert build_from_store(url, root, model, tmp_path / "no", "--seed") == 1
+    assert build_from_store(url, root, model, tmp_path / "no", "--seed-only") == 1
     err = capsys.readouterr().err
     assert "cannot verify the model assertion" in err and "not found" in err
     (tmp_path / "brand.assert").write_bytes(chain)
     ucimage("store", "add-assertion", str(tmp_path / "brand.assert"), "--store", url,
             "--token-file", str(root / "upload-token"))  # fmt: skip
     out = tmp_path / "out"
-    assert build_from_store(url, root, model, out, "--seed") == 0
+    assert build_from_store(url, root, model, out, "--seed-only") == 0
     seed = out / "image/var/lib/snapd/seed/assertions"
     names = {p.name for p in seed.iterdir()}
     assert "storebrand.account" in names
@@ -535,7 +536,7 @@ def test_brand_chain_comes_from_the_store(
     # offline, --assertion files supply the chain instead of the store
     offline = tmp_path / "offline"
     snaps = [f"--snap={p}" for p in sorted((tmp_path / "snaps").glob("*.snap"))]
-    args = ["--offline", "--assertion", str(tmp_path / "brand.assert"), "--seed", *snaps]
+    args = ["--offline", "--assertion", str(tmp_path / "brand.assert"), "--seed-only", *snaps]
     assert build_from_store(url, root, model, offline, *args) == 0, capsys.readouterr().err
     assert "storebrand.account" in {
         p.name for p in (offline / "image/var/lib/snapd/seed/assertions").iterdir()
@@ -572,7 +573,7 @@ def test_validation_set_latest_sequence(
     headers["validation-sets"] = [{"account-id": "testbrand", "name": "vs1", "mode": "enforce"}]
     model = sign_model(headers, tmp_path / "m.model")
     out = tmp_path / "out"
-    assert build_from_store(url, root, model, out, "--validation", "enforce", "--seed") == 0
+    assert build_from_store(url, root, model, out, "--validation", "enforce", "--seed-only") == 0
     # sequence 2 pins hello-world to revision 2 (only on edge); unpinned: "name SEQ"
     assert (out / "seed.manifest").read_text() == (
         "testbrand/vs1 2\ncore18 1\npc 1\npc-kernel 1\nsnapd 1\n"

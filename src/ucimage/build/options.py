@@ -94,6 +94,8 @@ class BuildOptions:
     offline: bool = False
     allow_unverified: bool = False
     seed_only: bool = False
+    #: ``--seed``: the value every GUID, UUID and filesystem id of the images derives from
+    image_seed: str | None = None
     bmap: bool = False
     compress: str | None = None
     json: bool = False
@@ -236,6 +238,7 @@ def options_to_json(opts: BuildOptions) -> dict[str, Any]:
         "offline": opts.offline,
         "allow_unverified": opts.allow_unverified,
         "seed_only": opts.seed_only,
+        "image_seed": opts.image_seed,
         "bmap": opts.bmap,
         "compress": opts.compress,
     }
@@ -278,6 +281,7 @@ def resumed_options(saved: dict[str, Any], cli: BuildOptions) -> BuildOptions:
         offline=bool(saved.get("offline")) or cli.offline,
         allow_unverified=bool(saved.get("allow_unverified")),
         seed_only=bool(saved.get("seed_only")),
+        image_seed=saved.get("image_seed"),
         bmap=bool(saved.get("bmap")),
         compress=saved.get("compress"),
         json=cli.json,

@@ -288,6 +288,7 @@ class ImageBuild:
             output_dir=str(self.outdir),
             workdir=None if self._own_workdir else str(self.workdir),
             seed_only=self.opts.seed_only,
+            image_seed=self.opts.image_seed,
             sector_size=self.opts.sector_size,
             outputs=tuple(outputs),
         )
@@ -663,7 +664,7 @@ class ImageBuild:
             self._export_seed()
 
     def _export_seed(self) -> None:
-        """--seed: the seed tree in the output dir, laid out like `snap prepare-image`."""
+        """--seed-only: the seed tree in the output dir, laid out like `snap prepare-image`."""
         kind = "system-seed" if self.info.uc20 else "image"
         dest = self.outdir / kind
         if dest.exists():

@@ -55,6 +55,8 @@ class BuildPlan:
     output_dir: str
     workdir: str | None
     seed_only: bool
+    #: ``--seed`` value the image ids derive from (None: SOURCE_DATE_EPOCH + volume name)
+    image_seed: str | None
     sector_size: int
     outputs: tuple[str, ...]
     #: the gadget's volume layouts, when the gadget is known without a download

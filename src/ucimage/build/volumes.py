@@ -257,7 +257,7 @@ def disk_spec(build: ImageBuild, layout: VolumeLayout, path: Path, kernel_dir: P
     from ucimage.image.adapter import spec_from_layout
     from ucimage.image.determinism import seed_and_timestamp
 
-    seed, timestamp = seed_and_timestamp(layout.name)
+    seed, timestamp = seed_and_timestamp(layout.name, explicit=build.opts.image_seed)
     return spec_from_layout(
         layout,
         BuildContentResolver(build, kernel_dir),

@@ -90,7 +90,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--factory-image", action="store_true", help="set the factory boot flag (UC20+)"
     )
     img.add_argument(
-        "--seed", action="store_true", help="write only the seed tree, like snap prepare-image"
+        "--seed-only",
+        action="store_true",
+        help="write only the seed tree (no disk images), like snap prepare-image",
+    )
+    img.add_argument(
+        "--seed",
+        dest="image_seed",
+        metavar="VALUE",
+        help=(
+            "derive disk and partition GUIDs, filesystem UUIDs, ext4 hash seeds and vfat ids "
+            "from VALUE (default: from SOURCE_DATE_EPOCH and the volume name)"
+        ),
     )
     img.add_argument("--bmap", action="store_true", help="also write <volume>.img.bmap")
     img.add_argument("--compress", choices=("zstd",), help="compress the images")
@@ -133,7 +144,8 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         assertions=tuple(args.assertion),
         offline=args.offline,
         allow_unverified=args.allow_unverified,
-        seed_only=args.seed,
+        seed_only=args.seed_only,
+        image_seed=args.image_seed,
         bmap=args.bmap,
         compress=args.compress,
         json=args.json,
