@@ -126,6 +126,23 @@ def _fault(point: str) -> None:
         time.sleep(float(seconds or "30"))
 
 
+def _add_assertion_in(conn: Any, content: bytes, when: str) -> IndexedAssertion:
+    """Index *content* and store it in the open transaction *conn*."""
+    idx = index_assertion(content)
+    StoreDB.add_assertion_in(
+        conn,
+        idx.type,
+        idx.primary_key,
+        idx.revision,
+        idx.format,
+        idx.content,
+        when,
+        idx.sequence_key,
+        idx.sequence,
+    )
+    return idx
+
+
 class Store:
     """An open store directory."""
 
@@ -320,19 +337,7 @@ class Store:
         )
 
     def _add_assertion_in(self, conn: Any, content: bytes, when: str) -> IndexedAssertion:
-        idx = index_assertion(content)
-        StoreDB.add_assertion_in(
-            conn,
-            idx.type,
-            idx.primary_key,
-            idx.revision,
-            idx.format,
-            idx.content,
-            when,
-            idx.sequence_key,
-            idx.sequence,
-        )
-        return idx
+        return _add_assertion_in(conn, content, when)
 
     @staticmethod
     def _check_name(name: str) -> str:
@@ -692,18 +697,7 @@ def init_store(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('store-id', ?)", (config.store_id,)
         )
         for content in root_assertions:
-            idx = index_assertion(content)
-            StoreDB.add_assertion_in(
-                conn,
-                idx.type,
-                idx.primary_key,
-                idx.revision,
-                idx.format,
-                idx.content,
-                when,
-                idx.sequence_key,
-                idx.sequence,
-            )
+            _add_assertion_in(conn, content, when)
     db.close()
     BlobStore(root / "blobs")
     # store.json last: its presence marks a complete store
