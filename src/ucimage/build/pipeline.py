@@ -134,6 +134,8 @@ class ImageBuild:
         self._model: tuple[Any, ModelInfo] | None = None
         self._deferred: list[list[str]] = []
         self._store_client: Any = None
+        #: the unpacked gadget, loaded by :func:`ucimage.build.volumes.load_and_validate`
+        self.gadget_info: Any = None
 
     # ------------------------------------------------------------------ setup
     def _temp_workdir(self) -> Path:
@@ -143,8 +145,9 @@ class ImageBuild:
 
     def store_client(self, make: Callable[[], Any]) -> Any:
         """The build's one store client, made by *make* when first asked for and closed
-        when :meth:`run` ends: every new client costs ~50 ms (httpx loads the CA bundle),
-        and model verification, resolve and fetch each asked for one."""
+        when :meth:`run` ends: every new client costs its transport set-up (and the CA
+        bundle at its first TLS handshake), and model verification, resolve and fetch
+        each asked for one."""
         if self._store_client is None:
             self._store_client = make()
         return self._store_client
@@ -492,6 +495,7 @@ class ImageBuild:
         from ucimage.snaps import SnapFile
 
         dest = self.gadget_dir()
+        self.gadget_info = None
         if dest.exists():
             shutil.rmtree(dest)
         SnapFile(self.snap_path("gadget")).extract(dest)

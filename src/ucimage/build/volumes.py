@@ -36,6 +36,18 @@ class VolumeBuildError(UcimageError):
 
 
 def load_and_validate(build: ImageBuild) -> GadgetInfo:
+    """The unpacked gadget, loaded and checked against the model.
+
+    Loaded once per build (load_gadget, the seed, the layouts and the disk all
+    ask); :meth:`ImageBuild.step_load_gadget` forgets it when it unpacks again.
+    """
+    gadget: GadgetInfo | None = build.gadget_info
+    if gadget is None:
+        gadget = build.gadget_info = _load_and_validate(build)
+    return gadget
+
+
+def _load_and_validate(build: ImageBuild) -> GadgetInfo:
     from ucimage.gadget import ModelContext, load_gadget
 
     info = build.info

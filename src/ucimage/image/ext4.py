@@ -23,6 +23,7 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -215,9 +216,16 @@ def make_ext4(
                     f"replace_node {e.logical} {e.length} {e.physical}",
                 ]
             fix.append("ec")
-    if fix:
-        debugfs(image, offset, fix, workdir, timestamp)
-    _place_data(image, offset, [(item, extents[item.paths[0]]) for item in large])
+    placed = [(item, extents[item.paths[0]]) for item in large]
+    if not fix:
+        _place_data(image, offset, placed)
+        return
+    # the extent flags (metadata blocks) are fixed while the data goes to the
+    # extents' own blocks: disjoint bytes of the image, so both at once
+    with ThreadPoolExecutor(1, thread_name_prefix="debugfs") as pool:
+        fixing = pool.submit(debugfs, image, offset, fix, workdir, timestamp)
+        _place_data(image, offset, placed)  # an error here still waits for debugfs
+    fixing.result()
 
 
 def _owner_and_time_fixes(staged: StagedTree, paths: list[str], timestamp: int) -> list[str]:

@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,22 +200,15 @@ def write_disk(
                 os.ftruncate(fd, spec.size)
             finally:
                 os.close(fd)
-        written_parts = []
-        for part in spec.partitions:
-            fs = part.filesystem
-            fs_id = None
-            if fs is not None:
-                fs_dir = tmpdir / f"p{part.number}"
-                fs_dir.mkdir()
-                with _step(f"make {fs.kind} on partition {part.number} ({part.name})", steps):
-                    fs_id = _make_filesystem(spec, part, fs_dir, large_threshold)
-            written_parts.append(
-                WrittenPartition(
-                    part.number, part.start, part.size, part.type, part.name,
-                    partition_guid(spec, part) if spec.schema == "gpt" else None,
-                    fs.kind if fs else None, fs_id,
-                )
-            )  # fmt: skip
+        fs_ids = _make_filesystems(spec, tmpdir, large_threshold, steps)
+        written_parts = [
+            WrittenPartition(
+                part.number, part.start, part.size, part.type, part.name,
+                partition_guid(spec, part) if spec.schema == "gpt" else None,
+                part.filesystem.kind if part.filesystem else None, fs_ids.get(part.number),
+            )
+            for part in spec.partitions
+        ]  # fmt: skip
         with open(spec.path, "r+b", buffering=0) as image:
             fd = image.fileno()
             with _step(f"write {spec.schema} partition table", steps):
@@ -272,6 +266,48 @@ def _write_table(fd: int, spec: DiskSpec) -> str:
         write_mbr(fd, total, ss, signature, entries)
         return f"0x{signature:08x}"
     raise ImageError(f"unknown partition schema {spec.schema!r}")
+
+
+#: filesystems made at once: each is its own byte range of the image, and most of
+#: the work is in mke2fs/debugfs/mtools processes and kernel copies, so a vfat is
+#: made while an ext4's data is placed (two cores; more would only queue)
+PARALLEL_FILESYSTEMS = 2
+
+
+def _make_filesystems(
+    spec: DiskSpec, tmpdir: Path, large_threshold: int | None, steps: list[tuple[str, float]]
+) -> dict[int, str]:
+    """Make every partition's filesystem, several at once; return their ids by number.
+
+    Steps are recorded in partition order whatever order they finish in, and the
+    first failure (in partition order) is raised once all have stopped.
+    """
+    parts = [p for p in spec.partitions if p.filesystem is not None]
+
+    def make(part: PartitionSpec) -> tuple[str, list[tuple[str, float]]]:
+        assert part.filesystem is not None
+        fs_dir = tmpdir / f"p{part.number}"
+        fs_dir.mkdir()
+        own: list[tuple[str, float]] = []
+        with _step(f"make {part.filesystem.kind} on partition {part.number} ({part.name})", own):
+            fs_id = _make_filesystem(spec, part, fs_dir, large_threshold)
+        return fs_id, own
+
+    if len(parts) < 2:
+        results = [make(p) for p in parts]
+    else:
+        # leaving the with block waits for every maker, so nothing outlives the
+        # staging directory even on an error or an interrupt
+        with ThreadPoolExecutor(PARALLEL_FILESYSTEMS, thread_name_prefix="mkfs") as pool:
+            futures = [pool.submit(make, p) for p in parts]
+            for pending in wait(futures, return_when=FIRST_EXCEPTION).not_done:
+                pending.cancel()  # after a failure, start no other
+        results = [f.result() for f in futures]
+    ids = {}
+    for part, (fs_id, own) in zip(parts, results, strict=True):
+        ids[part.number] = fs_id
+        steps.extend(own)
+    return ids
 
 
 def _make_filesystem(
