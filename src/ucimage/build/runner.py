@@ -119,7 +119,8 @@ class BuildState:
         # write + rename: a SIGKILL leaves the old or the new state, never half of
         # one (no fsync: surviving power loss is not the point, speed is)
         with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
+            # dumps + one write: json.dump's many small writes took twice as long
+            fh.write(json.dumps(data, indent=1, sort_keys=True, default=str))
         os.replace(tmp, self.path)
 
     @classmethod
