@@ -19,8 +19,8 @@ __all__ = ["served"]  # the fixture, imported for the tests here
 def test_one_store_client_per_build(
     served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # each client costs ~50 ms (httpx loads the CA bundle): verify_model, resolve_snaps
-    # and fetch_snaps share one, closed when the build ends
+    # each client costs its transport set-up (the CA bundle too, at a TLS handshake):
+    # verify_model, resolve_snaps and fetch_snaps share one, closed when the build ends
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for snap in snaps_uc18(tmp_path / "snaps"):
         channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
