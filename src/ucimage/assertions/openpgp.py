@@ -15,8 +15,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from ucimage.assertions.crypto import (
     TAG_SECRET_KEY,
     TAG_USER_ID,
@@ -177,6 +175,8 @@ def _cfb_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
     """Plain CFB-128 (RFC 4880 §13.9 without resync), built on the AES block function."""
     if len(iv) != 16:
         raise KeyringError("truncated OpenPGP secret key")
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     out = bytearray()
     previous = iv
