@@ -68,3 +68,12 @@ def test_human_output() -> None:
     p.info("hidden")
     p.emit("build-done")
     assert stream.getvalue() == "[5] write_seed\nWARNING: careful\nBuild successful\n"
+
+
+def test_state_of_a_temporary_workdir_is_not_written(tmp_path: Path) -> None:
+    # a build's own workdir is deleted when it ends: no state file to resume from
+    log: list[str] = []
+    state = BuildState(workdir=tmp_path, persist=False)
+    assert run_steps(make_steps(log), state, Progress(stream=io.StringIO()))
+    assert log == ["a", "b", "c"] and state.done == ["a", "b", "c"]
+    assert not (tmp_path / "ucimage-build.json").exists()

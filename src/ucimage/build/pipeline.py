@@ -129,7 +129,7 @@ class ImageBuild:
         if opts.resume:
             self.state = BuildState.load(self.workdir)
         else:
-            self.state = BuildState(workdir=self.workdir)
+            self.state = BuildState(workdir=self.workdir, persist=not self._own_workdir)
             self.state.inputs = {"model": str(opts.model.absolute()) if opts.model else None}
         self._model: tuple[Any, ModelInfo] | None = None
         self._deferred: list[list[str]] = []

@@ -102,12 +102,17 @@ class BuildState:
     results: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: False for a build's own temporary workdir: it is deleted whenever the build
+    #: ends, so a state file there could never be resumed from
+    persist: bool = True
 
     @property
     def path(self) -> Path:
         return self.workdir / STATE_FILE
 
     def save(self) -> None:
+        if not self.persist:
+            return
         data = {
             "version": STATE_VERSION,
             "done": self.done,
