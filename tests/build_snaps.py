@@ -85,6 +85,11 @@ LK_V1_FIELDS: tuple[tuple[str, int], ...] = (
     ("reboot_reason", 1), ("matrix", 4), ("bootimg_file_name", 1), ("gadget_matrix", 4),
     ("unused", 20), ("pairs", 20),
 )  # fmt: skip
+LK_V2_RUN_FIELDS: tuple[tuple[str, int], ...] = (
+    ("kernel_status", 1), ("snap_kernel", 1), ("snap_try_kernel", 1), ("gadget_mode", 1),
+    ("snap_gadget", 1), ("snap_try_gadget", 1), ("matrix", 4), ("bootimg_file_name", 1),
+    ("gadget_matrix", 4), ("unused", 20), ("pairs", 20),
+)  # fmt: skip
 LK_V2_RECOVERY_FIELDS: tuple[tuple[str, int], ...] = (
     ("snapd_recovery_mode", 1), ("snapd_recovery_system", 1), ("matrix", 20),
     ("bootimg_file_name", 1), ("try_recovery_system", 1), ("recovery_system_status", 1),
@@ -373,11 +378,14 @@ def snaps_uc18_lk(workdir: Path) -> list[Path]:
 
 
 def snaps_uc20_lk(workdir: Path) -> list[Path]:
-    """UC20 lk (snapd's dragonboard-style test gadget): ``lk.conf`` is a v2 recovery env."""
+    """UC20 lk (snapd's dragonboard-style test gadget): ``lk.conf`` is a v2 recovery env,
+    ``blobs/snapbootsel.bin`` (the snapbootsel partitions' content) a v2 run env."""
     conf = lk_env(LK_V2_RECOVERY_FIELDS, b"SRse", 0x00010010, {}, ["boot_ra", "boot_rb"])
     blobs = ("sbc_1.0_8016.bin", "sbl1.mbn", "rpm.mbn", "tz.mbn", "hyp.mbn",
-             "emmc_appsboot.mbn", "snapbootsel.bin")  # fmt: skip
+             "emmc_appsboot.mbn")  # fmt: skip
     extra = {f"blobs/{name}": name.encode() for name in blobs}
+    run = lk_env(LK_V2_RUN_FIELDS, b"SBse", 0x00010010, {}, ["boot_a", "boot_b"])
+    extra["blobs/snapbootsel.bin"] = run
     extra.update({"lk.conf": conf + LK_TAIL, "snaprecoverysel.bin": conf})
     return [
         make_snap(workdir, "snapd", "snapd"),

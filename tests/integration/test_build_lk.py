@@ -63,6 +63,46 @@ def test_uc18_lk_image(tmp_path: Path) -> None:
     fsck_ok(["e2fsck", "-fn", str(writable)])
 
 
+def test_uc18_lk_image_inspect_reads_the_raw_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snaps = snaps_uc18_lk(tmp_path / "snaps")
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build(model, snaps, out) == 0
+    image = out / "board.img"
+    assert main(["inspect", str(image), "--verify", *TRUST, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (env,) = report["bootenv"]  # the env lives only in the bare snapbootsel partition
+    assert env["raw"] and env["path"] is None and env["partition-name"] == "snapbootsel"
+    assert env["valid"] and env["details"]["struct"] == "v1"
+    assert env["vars"]["snap_kernel"] == "pc-kernel_x1.snap"
+    assert env["vars"]["snap_core"] == "core18_x1.snap"
+    assert env["details"]["boot partitions"] == "boot_a=pc-kernel_x1.snap boot_b="
+    checks = {c["subject"]: c["status"] for c in report["verify"]["checks"]}
+    assert checks["partition 1 (raw snapbootsel) snap_kernel"] == "ok"
+    assert checks["partition 1 (raw snapbootsel) snap_core"] == "ok"
+    assert main(["inspect", str(image)]) == 0
+    text = capsys.readouterr().out
+    assert "  partition 1 (raw snapbootsel) (lk)\n" in text
+    assert "    snap_kernel=pc-kernel_x1.snap\n" in text
+    assert "(lk v1 struct; boot image partitions: boot_a=pc-kernel_x1.snap boot_b=)" in text
+
+    # one flipped bit in the env: reported, verify fails, nothing crashes
+    start = sfdisk(image)["partitions"][0]["start"] * 512
+    with open(image, "r+b") as f:
+        f.seek(start + 8 + 3 * 256)  # snap_kernel
+        f.write(b"q")
+    assert main(["inspect", str(image), "--json"]) == 0
+    (env,) = json.loads(capsys.readouterr().out)["bootenv"]
+    assert not env["valid"] and "CRC32 mismatch" in env["problems"][0]
+    assert env["vars"]["snap_kernel"] == "qc-kernel_x1.snap"
+    assert main(["inspect", str(image), "--verify", *TRUST]) == 1
+    captured = capsys.readouterr()
+    assert "[INVALID: lk env CRC32 mismatch" in captured.out
+    assert "partition 1 (raw snapbootsel)" in captured.err
+
+
 def test_uc20_lk_image_seed_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     snaps = snaps_uc20_lk(tmp_path / "snaps")
     model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
@@ -85,6 +125,18 @@ def test_uc20_lk_image_seed_and_inspect(tmp_path: Path, capsys: pytest.CaptureFi
     # inspect reads the recovery env back and checks it names the seed's system
     assert main(["inspect", str(image), "--verify", *TRUST, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    (env,) = report["bootenv"]
+    env, *raw = report["bootenv"]
     assert env["path"] == "/boot/lk/snaprecoverysel.bin" and env["format"] == "lk"
     assert env["valid"] and env["vars"]["snapd_recovery_system"] == label.decode()
+    assert not env["raw"] and env["partition-name"] == "ubuntu-seed"
+    # and the gadget's envs in the bare select partitions, where lk reads them
+    assert [(e["partition-name"], e["details"]["struct"], e["valid"]) for e in raw] == [
+        ("snaprecoverysel", "v2-recovery", True),
+        ("snaprecoveryselbak", "v2-recovery", True),
+        ("snapbootsel", "v2-run", True),
+        ("snapbootselbak", "v2-run", True),
+    ]
+    assert all(e["raw"] and e["path"] is None for e in raw)
+    assert raw[2]["details"]["boot partitions"] == "boot_a= boot_b="
+    checks = {c["subject"]: c["status"] for c in report["verify"]["checks"]}
+    assert checks["partition 10 (raw snapbootsel)"] == "ok"

@@ -9,7 +9,8 @@ Stable API (import these names from ``ucimage.inspect``):
     the seed (UC16/18 ``writable:/system-data/var/lib/snapd/seed``, UC20+
     ``ubuntu-seed:/snaps`` + ``/systems/<label>``), copies it under *workdir*
     (``debugfs`` / mtools; the caller deletes *workdir*), reads the boot
-    environments (grubenv, u-boot env with CRC), and with ``verify`` checks
+    environments (grubenv, u-boot env with CRC; lk envs as files and as the raw
+    content of bare ``snapbootsel``/``snaprecoverysel`` partitions), and with ``verify`` checks
     every seed assertion against the trust database (built-in roots plus the
     *trusted* files), every asserted snap's SHA3-384 and size against its
     snap-revision, the model's required snaps, and that the boot environment
@@ -24,12 +25,14 @@ Stable API (import these names from ``ucimage.inspect``):
 ``ImageReport``: ``path, size, table`` (:class:`PartitionTable`), ``filesystems``,
 ``seed`` (:class:`Seed` or None: ``layout`` uc16|uc20, ``model`` assertion,
 ``snaps`` of :class:`SeedSnap` with the ``snap list`` columns, ``problems``),
-``bootenvs``, ``verify`` (:class:`VerifyReport`: ``ok``, ``checks``, ``failures``),
+``bootenvs`` (:class:`BootEnvFile`: ``partition, path, env, raw, name``),
+``verify`` (:class:`VerifyReport`: ``ok``, ``checks``, ``failures``),
 ``volume`` (:class:`GadgetVolume` or None: the seeded gadget's volume and, per
 partition, the structure it was made from, matched by offset, name, label).
 
 ``render_text(report)``, ``to_json(report)`` (stable dict: ``format, image,
-volumes, partitions, filesystems, seed {model, snaps, snap-list, …}, bootenv,
+volumes, partitions, filesystems, seed {model, snaps, snap-list, …}, bootenv [{partition,
+path (null when raw), format, valid, problems, vars, raw, partition-name, details}],
 verify {ok, checks, failures}, problems``), ``snap_list(seed)`` (the device's
 ``snap list`` table; ``unicode=False`` gives snap's ASCII marks), ``known_model(seed)``
 (the bytes ``snap known model`` prints).

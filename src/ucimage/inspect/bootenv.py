@@ -9,15 +9,33 @@ this module turns what it finds, problems included, into a :class:`BootEnv`.
   CRC32 of the payload, then (redundant format) one flag byte, then
   ``key=value\\0`` entries ending with an empty one, padding 0xFF.  The header
   form is found by which CRC matches.
-* lk env (``boot/lk/snaprecoverysel.bin`` on a UC20+ ubuntu-seed): snapd's
-  binary boot select struct, found by its signature and version.
+* lk env: snapd's binary boot select struct, found by its signature and
+  version.  As a file: ``boot/lk/snaprecoverysel.bin`` on a UC20+ ubuntu-seed.
+  As the raw content of a bare partition, where the lk bootloader reads it
+  (:func:`lk_select_kind`, :func:`parse_raw_lk_env`): the UC16/18 env
+  ``snapbootsel.bin`` that ubuntu-image puts in the ``system-boot-select``
+  partitions, and on UC20+ the gadget's run (``snapbootsel``) and recovery
+  (``snaprecoverysel``) envs.  Such a partition is known by its GPT name
+  (snapd's ``lk.partLabelForRole``: ``snapbootsel``, ``snaprecoverysel``, and
+  the backups with ``bak`` appended), by the role of the gadget structure it was
+  made from, or by an lk signature at its start.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ucimage.seed.bootenv import LkEnv, scan_grubenv, scan_lk_env, scan_uboot_env
+from ucimage.seed.bootenv import (
+    LK_LAYOUTS,
+    LK_V1,
+    LK_V2_RECOVERY,
+    LK_V2_RUN,
+    LkEnv,
+    LkLayout,
+    scan_grubenv,
+    scan_lk_env,
+    scan_uboot_env,
+)
 
 #: where bootloader environments live, relative to a partition's root
 BOOTENV_PATHS: tuple[tuple[str, str], ...] = (
@@ -95,3 +113,72 @@ def parse_bootenv(fmt: str, data: bytes) -> BootEnv:
     if fmt == "lk":
         return parse_lk_env(data)
     raise ValueError(f"unknown boot environment format {fmt!r}")
+
+
+# ------------------------------------------------------------------ raw lk partitions
+
+#: snapd's partition labels for the lk envs (``lk.partLabelForRole``, backup + "bak")
+LK_PARTITION_NAMES: dict[str, str] = {
+    "snapbootsel": "boot",
+    "snapbootselbak": "boot",
+    "snaprecoverysel": "recovery",
+    "snaprecoveryselbak": "recovery",
+}
+#: gadget structure roles of the partitions holding an lk env
+LK_SELECT_ROLES: dict[str, str] = {
+    "system-boot-select": "boot",
+    "bootselect": "boot",
+    "system-seed-select": "recovery",
+}
+#: how much of a raw partition is read: enough for the biggest struct (v2 recovery)
+LK_RAW_READ = 16384
+
+
+def lk_select_kind(name: str, role: str = "") -> str | None:
+    """``"boot"`` or ``"recovery"`` when a partition holds an lk env by its name or role."""
+    return LK_SELECT_ROLES.get(role) or LK_PARTITION_NAMES.get(name)
+
+
+def starts_like_lk_env(data: bytes) -> bool:
+    """The signature and version words of one of the lk structs."""
+    head = data[:8]
+    return any(
+        head == layout.signature.to_bytes(4, "little") + layout.version.to_bytes(4, "little")
+        for layout in LK_LAYOUTS
+    )
+
+
+def expected_lk_layouts(kind: str | None, seed_layout: str | None) -> tuple[LkLayout, ...]:
+    """The structs snapd reads from an lk partition of *kind* (``lk.newenv`` by role):
+    the UC16/18 boot select is v1, the UC20+ run one v2-run, the recovery one v2-recovery."""
+    if kind == "recovery":
+        return (LK_V2_RECOVERY,)
+    if kind == "boot":
+        if seed_layout == "uc16":
+            return (LK_V1,)
+        if seed_layout == "uc20":
+            return (LK_V2_RUN,)
+        return (LK_V1, LK_V2_RUN)
+    return LK_LAYOUTS
+
+
+def parse_raw_lk_env(data: bytes, kind: str | None, seed_layout: str | None) -> BootEnv:
+    """An lk env read from the start of a bare partition; a struct of another kind than
+    snapd reads there (e.g. a v1 env in ``snaprecoverysel``) is a problem too."""
+    env = parse_lk_env(data)
+    found = env.details.get("struct")
+    expected = expected_lk_layouts(kind, seed_layout)
+    if found is None or any(layout.name == found for layout in expected):
+        return env
+    names = " or ".join(layout.name for layout in expected)
+    where = f"an lk {kind} select partition" if kind else "this partition"
+    problem = f"lk {found} env where snapd reads an lk {names} env ({where})"
+    return BootEnv(
+        env.format,
+        env.variables,
+        False,
+        (*env.problems, problem),
+        env.size,
+        env.redundant,
+        env.details,
+    )

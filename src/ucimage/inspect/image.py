@@ -12,7 +12,15 @@ from typing import Any
 
 from ucimage.assertions import builtin_trusted, configured_trusted, load_assertion_files
 from ucimage.errors import UcimageError
-from ucimage.inspect.bootenv import BOOTENV_PATHS, BootEnv, parse_bootenv
+from ucimage.inspect.bootenv import (
+    BOOTENV_PATHS,
+    LK_RAW_READ,
+    BootEnv,
+    lk_select_kind,
+    parse_bootenv,
+    parse_raw_lk_env,
+    starts_like_lk_env,
+)
 from ucimage.inspect.errors import FilesystemReadError, InspectError
 from ucimage.inspect.filesystems import Filesystem, probe_filesystem
 from ucimage.inspect.fsread import FilesystemReader, reader_for
@@ -37,9 +45,25 @@ class PartitionFilesystem:
 
 @dataclass(frozen=True)
 class BootEnvFile:
+    """A boot environment: a file in a partition's filesystem, or (``raw``) the
+    content of a bare partition (an lk env; ``path`` is then empty)."""
+
     partition: int
     path: str
     env: BootEnv
+    raw: bool = False
+    #: the partition's GPT name ("" for MBR or an unnamed entry)
+    name: str = ""
+
+    @property
+    def where(self) -> str:
+        if self.raw:
+            return (
+                f"partition {self.partition} (raw {self.name})"
+                if self.name
+                else (f"partition {self.partition} (raw)")
+            )
+        return f"partition {self.partition}:{self.path}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +117,9 @@ def _readers(
 
 
 def _bootenvs(
-    readers: Sequence[tuple[int, Filesystem, FilesystemReader]], seed: Seed | None
+    readers: Sequence[tuple[int, Filesystem, FilesystemReader]],
+    seed: Seed | None,
+    names: dict[int, str],
 ) -> list[BootEnvFile]:
     found = []
     for number, _, reader in readers:
@@ -108,7 +134,39 @@ def _bootenvs(
             except UcimageError as exc:
                 log.debug("cannot read %s: %s", path, exc)
                 continue
-            found.append(BootEnvFile(number, path, parse_bootenv(fmt, data)))
+            found.append(
+                BootEnvFile(number, path, parse_bootenv(fmt, data), name=names.get(number, ""))
+            )
+    return found
+
+
+def _raw_bootenvs(
+    image: Path,
+    table: PartitionTable,
+    filesystems: Sequence[PartitionFilesystem],
+    seed: Seed | None,
+    volume: GadgetVolume | None,
+) -> list[BootEnvFile]:
+    """lk envs stored as the content of bare partitions, where the lk bootloader reads them.
+
+    A partition without a filesystem is read when its GPT name or the role of its
+    gadget structure says it holds an lk env, or when it starts with an lk signature.
+    """
+    with_fs = {pf.partition for pf in filesystems}
+    roles = {s.partition: s.role for s in volume.structures} if volume else {}
+    seed_layout = seed.layout if seed else None
+    found = []
+    with open(image, "rb") as f:
+        for p in table.partitions:
+            if p.number in with_fs or p.offset >= table.image_size:
+                continue
+            f.seek(p.offset)
+            data = f.read(min(p.size_bytes, LK_RAW_READ, table.image_size - p.offset))
+            kind = lk_select_kind(p.name, roles.get(p.number, ""))
+            if kind is None and not starts_like_lk_env(data):
+                continue
+            env = parse_raw_lk_env(data, kind, seed_layout)
+            found.append(BootEnvFile(p.number, "", env, raw=True, name=p.name))
     return found
 
 
@@ -291,11 +349,12 @@ def inspect_image(
     log.debug("seed read in %.2fs", time.monotonic() - started)
     if seed is None:
         problems.append("no seed found (neither system-data/var/lib/snapd/seed nor systems/)")
-    bootenvs = _bootenvs(readers, seed)
+    bootenvs = _bootenvs(readers, seed, {p.number: p.name for p in table.partitions})
     volume: GadgetVolume | None = None
     if seed is not None:
         volume, volume_problems = match_gadget_volume(seed, table, filesystems)
         problems.extend(volume_problems)
+    bootenvs.extend(_raw_bootenvs(path, table, filesystems, seed, volume))
     report: VerifyReport | None = None
     if verify:
         if seed is None:
@@ -304,8 +363,9 @@ def inspect_image(
                 hint="is this an Ubuntu Core image built by ucimage snap or ubuntu-image?",
             )
         report = verify_seed(seed, checker or database_checker(trusted, seed))
-        envs = [(f"partition {b.partition}:{b.path}", b.env) for b in bootenvs]
-        report = VerifyReport(report.checks + tuple(check_bootenvs(seed, envs)))
+        envs = [(b.where, b.env) for b in bootenvs if not b.raw]
+        raw = [(b.where, b.env) for b in bootenvs if b.raw]
+        report = VerifyReport(report.checks + tuple(check_bootenvs(seed, envs, raw=raw)))
         log.debug("verified in %.2fs", time.monotonic() - started)
     return ImageReport(
         path=path,

@@ -132,9 +132,15 @@ def render_text(report: ImageReport) -> str:
         out.append("Boot environment:")
         for b in report.bootenvs:
             state = "" if b.env.valid else "  [INVALID: " + "; ".join(b.env.problems) + "]"
-            out.append(f"  partition {b.partition}:{b.path} ({b.env.format}){state}")
+            out.append(f"  {b.where} ({b.env.format}){state}")
             for k, v in b.env.variables.items():
                 out.append(f"    {k}={v}")
+            if b.env.format == "lk" and "struct" in b.env.details:
+                matrix = b.env.details.get("boot partitions", "")
+                out.append(
+                    f"    (lk {b.env.details['struct']} struct; "
+                    f"boot image partitions: {matrix or 'none named'})"
+                )
     problems = list(report.problems) + (list(seed.problems) if seed else [])
     if problems:
         out.append("")
@@ -227,11 +233,14 @@ def to_json(report: ImageReport) -> dict[str, Any]:
         "bootenv": [
             {
                 "partition": b.partition,
-                "path": b.path,
+                "path": b.path if not b.raw else None,
                 "format": b.env.format,
                 "valid": b.env.valid,
                 "problems": list(b.env.problems),
                 "vars": dict(b.env.variables),
+                "raw": b.raw,
+                "partition-name": b.name,
+                "details": dict(b.env.details),
             }
             for b in report.bootenvs
         ],

@@ -124,14 +124,38 @@ def verify_seed(seed: Seed, check_assertion: AssertionChecker) -> VerifyReport:
     return VerifyReport(tuple(checks))
 
 
-def check_bootenvs(seed: Seed, envs: Sequence[tuple[str, BootEnv]]) -> list[Check]:
+def check_bootenvs(
+    seed: Seed,
+    envs: Sequence[tuple[str, BootEnv]],
+    *,
+    raw: Sequence[tuple[str, BootEnv]] = (),
+) -> list[Check]:
     """The boot environment names the seeded kernel and base (or recovery system).
 
     *envs* are ``(where, env)`` pairs.  UC16/18: ``snap_kernel``/``snap_core``
     must be ``<name>_<rev>.snap`` of the seeded kernel and base.  UC20+:
     ``snapd_recovery_system`` must be the seed's system and
     ``snapd_recovery_kernel`` the seeded kernel's file.
+
+    *raw* are the lk envs read from bare partitions.  Each must be intact.  On
+    UC16/18 they are the env the device boots with (ubuntu-image writes snapd's
+    prepared ``snapbootsel.bin`` there), so their values are checked like the
+    files'.  On UC20+ only their integrity is: snapd prepares the recovery env as
+    the file ``boot/lk/snaprecoverysel.bin`` on ubuntu-seed (checked above) and
+    fills the run env at install, so the gadget's own bytes in these partitions
+    need not name the seed's system.
     """
+    if seed.layout == "uc16":
+        return _check_bootenv_values(seed, [*envs, *raw])
+    return _check_bootenv_values(seed, envs) + [
+        Check("bootenv", where, "ok", "intact lk env")
+        if env.valid
+        else Check("bootenv", where, "failed", "; ".join(env.problems))
+        for where, env in raw
+    ]
+
+
+def _check_bootenv_values(seed: Seed, envs: Sequence[tuple[str, BootEnv]]) -> list[Check]:
     checks: list[Check] = []
     by_type: dict[str, SeedSnap] = {}
     for snap in seed.snaps:

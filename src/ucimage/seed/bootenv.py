@@ -51,6 +51,9 @@ class EnvScan:
     problems: tuple[str, ...] = ()
     #: u-boot only: the header layout whose CRC matched (None when none did)
     redundant: bool | None = None
+    #: lk only: the struct is whole and of the right kind but its CRC32 does not
+    #: match (then ``problems[0]`` says so)
+    crc_mismatch: bool = False
 
 
 def _check_pair(key: str, value: str, forbidden: str) -> None:
@@ -403,7 +406,7 @@ def scan_lk_env(data: bytes, layout: LkLayout | None = None) -> tuple[LkLayout |
         name: _cstring(body[layout.offset(name) : layout.offset(name) + LK_FIELD_SIZE])
         for name in layout.variables
     }
-    return layout, EnvScan(values, tuple(problems))
+    return layout, EnvScan(values, tuple(problems), crc_mismatch=bool(problems))
 
 
 class LkEnv(_EnvBlock):
@@ -422,9 +425,16 @@ class LkEnv(_EnvBlock):
             self.tail = data[layout.size :]
 
     @classmethod
-    def decode(cls, data: bytes, layout: LkLayout | None = None) -> Self:
+    def decode(
+        cls, data: bytes, layout: LkLayout | None = None, *, ignore_crc: bool = False
+    ) -> Self:
+        """Parse an env; with *ignore_crc* a CRC mismatch alone is accepted (the CRC is
+        recomputed on :meth:`encode`), a wrong signature, version or size never is."""
         found, scan = scan_lk_env(data, layout)
-        _strict(scan, "lk environment")
+        problems = scan.problems
+        if ignore_crc and scan.crc_mismatch:
+            problems = problems[1:]
+        _strict(EnvScan(scan.values, problems), "lk environment")
         assert found is not None
         return cls(found, data)
 
@@ -472,10 +482,14 @@ class LkEnv(_EnvBlock):
         self._set(key, value)
 
     def update(self, values: Mapping[str, str], *, ignore_unknown: bool = False) -> None:
-        """Set several variables; with *ignore_unknown* names the struct lacks are skipped
-        (snapd sets the same boot variables on every bootloader and lk drops the rest)."""
+        """Set several variables like snapd's ``lk.SetBootVars``: a variable that already
+        reads as the value is left alone (so a field without a NUL, which reads as empty,
+        keeps its bytes when set to ""); with *ignore_unknown* names the struct lacks are
+        skipped (snapd sets the same boot variables on every bootloader, lk drops the rest)."""
         for key, value in values.items():
             if ignore_unknown and key not in self.layout.variables:
+                continue
+            if key in self.layout.variables and self._get(key) == value:
                 continue
             self[key] = value
 

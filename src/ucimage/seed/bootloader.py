@@ -21,6 +21,7 @@ assigned to a free recovery boot partition) and ``boot/lk/boot.img``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,11 @@ from ucimage.seed.bootenv import (
     LkEnv,
     LkLayout,
     UbootEnv,
+    scan_lk_env,
 )
 from ucimage.seed.model import ModelInfo
+
+log = logging.getLogger(__name__)
 
 MARKERS: dict[str, str] = {
     "grub.conf": "grub",
@@ -147,16 +151,28 @@ def _uboot_from_gadget(conf: Path) -> UbootEnv:
     return UbootEnv.decode(data)
 
 
-def _lk_from_gadget(gadget: Path, layout: LkLayout) -> LkEnv:
-    """The gadget's ``lk.conf``: an lk env (with the boot partition names) to start from."""
+def _lk_from_gadget(gadget: Path, layout: LkLayout, *, ignore_crc: bool = False) -> LkEnv:
+    """The gadget's ``lk.conf``: an lk env (with the boot partition names) to start from.
+
+    *ignore_crc*: accept a stale CRC32 (rewritten on save), as snapd does for the UC20+
+    recovery env: its ``lk.SetBootVars`` tolerates a failed load at prepare-image time
+    (the missing ``snaprecoveryselbak.bin`` backup makes the error "not exist") and saves
+    the struct it read with a fresh CRC.  UC16/18 extracts the kernel first, and
+    ``lk.ExtractKernelAssets`` fails on the same CRC.
+    """
+    data = (gadget / "lk.conf").read_bytes()
     try:
-        return LkEnv.read(gadget / "lk.conf", layout)
+        env = LkEnv.decode(data, layout, ignore_crc=ignore_crc)
     except BootEnvError as exc:
         raise BootloaderError(
             f"cannot use the gadget's lk.conf: {exc.message}",
             hint=f"an lk gadget ships lk.conf as a binary lk {layout.name} env whose boot "
             "image matrix names the boot partitions (snapd cannot use it either)",
         ) from None
+    _, scan = scan_lk_env(data, layout)
+    if scan.crc_mismatch:
+        log.warning("the gadget's lk.conf has a wrong CRC32 (%s); rewritten", scan.problems[0])
+    return env
 
 
 def _lk_boot_image(
@@ -267,7 +283,7 @@ def write_recovery20(
         # the kernel's boot image beside it, for the system-seed-image partitions
         out = seed_root / "boot/lk"
         out.mkdir(parents=True, exist_ok=True)
-        env = _lk_from_gadget(gadget, LK_V2_RECOVERY)
+        env = _lk_from_gadget(gadget, LK_V2_RECOVERY, ignore_crc=True)
         env.update(recovery, ignore_unknown=True)
         assigned = [value for _, value in env.boot_partitions() if value]
         _lk_boot_image(env, assets, out, reserved=assigned, value=label)
