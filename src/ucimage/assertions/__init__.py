@@ -66,6 +66,9 @@ Errors (:mod:`.errors`), all ``ucimage.errors.UcimageError``
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ucimage.assertions.codec import (
     MEDIA_TYPE,
     Assertion,
@@ -91,17 +94,45 @@ from ucimage.assertions.errors import (
     AssertionVerifyError,
     KeyringError,
 )
-from ucimage.assertions.keyring import Keyring, keyring_dir
-from ucimage.assertions.openpgp import load_foreign_key
-from ucimage.assertions.signing import (
-    account,
-    account_key,
-    account_key_request,
-    headers_from_json,
-    sign,
-    sign_json,
-)
-from ucimage.assertions.verify import VerifyResult, canonical_difference, verify_files
+
+if TYPE_CHECKING:
+    from ucimage.assertions.keyring import Keyring, keyring_dir
+    from ucimage.assertions.openpgp import load_foreign_key
+    from ucimage.assertions.signing import (
+        account,
+        account_key,
+        account_key_request,
+        headers_from_json,
+        sign,
+        sign_json,
+    )
+    from ucimage.assertions.verify import VerifyResult, canonical_difference, verify_files
+
+#: names whose modules load when first asked for: checking signatures (ucimage snap,
+#: inspect) never needs keys, signing or file verification
+_LAZY = {
+    "Keyring": "keyring",
+    "keyring_dir": "keyring",
+    "load_foreign_key": "openpgp",
+    "account": "signing",
+    "account_key": "signing",
+    "account_key_request": "signing",
+    "headers_from_json": "signing",
+    "sign": "signing",
+    "sign_json": "signing",
+    "VerifyResult": "verify",
+    "canonical_difference": "verify",
+    "verify_files": "verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def key_id(public_key_text: str | bytes) -> str:
