@@ -15,12 +15,10 @@ the trusted roots of the build at hand, else it is fetched again
 from __future__ import annotations
 
 import base64
-import configparser
 import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import ssl
@@ -117,7 +115,7 @@ _DPKG_ARCH = {
 
 
 def host_arch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine  # platform.machine(), without importing platform
     return _DPKG_ARCH.get(machine, machine)
 
 
@@ -134,7 +132,7 @@ def user_agent(arch: str) -> str:
         os_ver = fields.get("VERSION_ID", "").strip('"')
     except OSError:
         pass
-    kernel = re.sub(r"[^A-Za-z0-9._-]", "-", platform.release())[:25]
+    kernel = re.sub(r"[^A-Za-z0-9._-]", "-", os.uname().release)[:25]
     return (
         f"ucimage/{__version__} (series {SERIES}; classic) {os_id}/{os_ver} ({arch}) linux/{kernel}"
     )
@@ -188,6 +186,8 @@ def auth_header_from_env(env: Mapping[str, str] | None = None) -> str | None:
         try:
             return _auth_from_json(json.loads(text))
         except ValueError:
+            import configparser  # the older INI form only
+
             ini = configparser.ConfigParser()
             try:
                 ini.read_string(text)
