@@ -261,7 +261,14 @@ def test_verify_uc20_checks_raw_integrity_only() -> None:
     assert got == [
         ("partition 12:/boot/lk/snaprecoverysel.bin snapd_recovery_system", "ok"),
         ("p8", "ok"),
+        ("p8 snapd_recovery_system", "skipped"),
         ("p10", "failed"),
+    ]
+    assert checks[2].message.startswith("is '', not the seed's '20240101': the lk recovery")
+    flashed = check_bootenvs(fake_seed("uc20"), [], raw=[("p8", seed_file)])
+    assert [(c.subject, c.status) for c in flashed] == [
+        ("p8", "ok"),
+        ("p8 snapd_recovery_system", "ok"),
     ]
 
 

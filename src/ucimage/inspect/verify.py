@@ -143,16 +143,36 @@ def check_bootenvs(
     files'.  On UC20+ only their integrity is: snapd prepares the recovery env as
     the file ``boot/lk/snaprecoverysel.bin`` on ubuntu-seed (checked above) and
     fills the run env at install, so the gadget's own bytes in these partitions
-    need not name the seed's system.
+    need not name the seed's system; a recovery env that does not is a
+    ``skipped`` check saying so (what the lk bootloader will read).
     """
     if seed.layout == "uc16":
         return _check_bootenv_values(seed, [*envs, *raw])
-    return _check_bootenv_values(seed, envs) + [
-        Check("bootenv", where, "ok", "intact lk env")
-        if env.valid
-        else Check("bootenv", where, "failed", "; ".join(env.problems))
-        for where, env in raw
-    ]
+    checks = _check_bootenv_values(seed, envs)
+    for where, env in raw:
+        if not env.valid:
+            checks.append(Check("bootenv", where, "failed", "; ".join(env.problems)))
+            continue
+        checks.append(Check("bootenv", where, "ok", "intact lk env"))
+        got = env.variables.get("snapd_recovery_system")
+        if got is None:
+            continue
+        subject = f"{where} snapd_recovery_system"
+        if got == seed.system_label:
+            checks.append(Check("bootenv", subject, "ok", got))
+        else:
+            # not a failure: no reference tool writes it there at build time either
+            checks.append(
+                Check(
+                    "bootenv",
+                    subject,
+                    "skipped",
+                    f"is {got!r}, not the seed's {seed.system_label!r}: the lk recovery "
+                    "bootloader reads this partition; the prepared env is the seed's "
+                    "boot/lk/snaprecoverysel.bin",
+                )
+            )
+    return checks
 
 
 def _check_bootenv_values(seed: Seed, envs: Sequence[tuple[str, BootEnv]]) -> list[Check]:
