@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.build_snaps import LK_V1_FIELDS, LK_V2_RECOVERY_FIELDS, LK_V2_RUN_FIELDS, lk_env
 from ucimage.image import DiskSpec, PartitionSpec, RawWrite
@@ -285,3 +287,13 @@ def test_fuzzed_raw_partitions_never_crash(tmp_path: Path) -> None:
         image = write_image(tmp_path / f"f{i}.img", [("snapbootsel", LK_SELECT_TYPE, bytes(data))])
         report: Any = inspect_image(image, tmp_path / "w")
         assert len(report.bootenvs) == 1
+
+
+@given(
+    st.binary(max_size=17000),
+    st.sampled_from([None, "boot", "recovery"]),
+    st.sampled_from([None, "uc16", "uc20"]),
+)
+def test_fuzz_parse_raw_never_crashes(data: bytes, kind: str | None, layout: str | None) -> None:
+    env = parse_raw_lk_env(data, kind, layout)
+    assert env.valid == (not env.problems)
