@@ -55,3 +55,57 @@ def test_start_writeback_is_harmless_on_any_fd(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert path.read_bytes() == b"x" * 8192
+
+
+@pytest.mark.parametrize("fail_at", [None, 2])
+def test_writeback_thread_gets_every_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int | None
+) -> None:
+    # copy_range with a Writeback hands its pieces to the thread, in order, and
+    # leaving the block waits for them all, also when the copy fails midway
+    monkeypatch.setattr(ext4, "WRITEBACK_CHUNK", 8192)
+    started: list[tuple[int, int, str]] = []
+    real = ext4.start_writeback
+
+    def record(fd: int, offset: int, count: int) -> None:
+        import threading
+
+        started.append((offset, count, threading.current_thread().name))
+        real(fd, offset, count)
+
+    monkeypatch.setattr(ext4, "start_writeback", record)
+    data = os.urandom(50_000)
+    (tmp_path / "src").write_bytes(data)
+    (tmp_path / "dst").write_bytes(bytes(60_000))
+    src = os.open(tmp_path / "src", os.O_RDONLY)
+    dst = os.open(tmp_path / "dst", os.O_RDWR)
+    calls = 0
+    real_cfr = os.copy_file_range
+
+    def flaky(*args: int) -> int:
+        nonlocal calls
+        calls += 1
+        if fail_at is not None and calls > fail_at:
+            raise KeyboardInterrupt
+        return real_cfr(*args)
+
+    monkeypatch.setattr(os, "copy_file_range", flaky)
+    try:
+        with ext4.Writeback(dst) as wb:
+            if fail_at is None:
+                ext4.copy_range(src, dst, 50_000, 0, 1000, wb)
+            else:
+                with pytest.raises(KeyboardInterrupt):
+                    ext4.copy_range(src, dst, 50_000, 0, 1000, wb)
+        assert wb._thread is not None and not wb._thread.is_alive()
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert all(name == "writeback" for _, _, name in started)
+    if fail_at is None:
+        assert (tmp_path / "dst").read_bytes()[1000:51_000] == data
+        assert [(o, c) for o, c, _ in started] == [
+            (1000 + i, min(8192, 50_000 - i)) for i in range(0, 50_000, 8192)
+        ]
+    else:
+        assert len(started) == fail_at

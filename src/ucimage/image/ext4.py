@@ -19,13 +19,16 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import queue
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import cast
 
 from ucimage.errors import CommandFailedError, UcimageError
@@ -310,7 +313,54 @@ def start_writeback(fd: int, offset: int, count: int) -> None:
         func(fd, offset, count, _SYNC_FILE_RANGE_WRITE)
 
 
-def copy_range(src: int, dst: int, count: int, src_off: int, dst_off: int) -> None:
+class Writeback:
+    """Starts the writeback of written ranges from a thread of its own.
+
+    ``sync_file_range`` allocates the delayed blocks and builds the disk requests in
+    the caller's time: done inline it halts the copy for each piece, from a thread the
+    next piece is copied meanwhile (~10% of a 450 MB copy + fsync here).  Leaving the
+    ``with`` block waits until every range is handed over.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._queue: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Writeback:
+        if _sync_file_range() is not None:
+            self._thread = threading.Thread(target=self._run, name="writeback", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            start_writeback(self._fd, *item)
+
+    def kick(self, offset: int, count: int) -> None:
+        if self._thread is not None:
+            self._queue.put((offset, count))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+
+def copy_range(
+    src: int,
+    dst: int,
+    count: int,
+    src_off: int,
+    dst_off: int,
+    writeback: Writeback | None = None,
+) -> None:
+    """Copy *count* bytes in the kernel, handing each written piece to writeback."""
     while count > 0:
         piece = min(count, WRITEBACK_CHUNK)
         piece_off = dst_off
@@ -329,24 +379,34 @@ def copy_range(src: int, dst: int, count: int, src_off: int, dst_off: int) -> No
             left -= done
             src_off += done
             dst_off += done
-        start_writeback(dst, piece_off, piece)
+        if writeback is not None:
+            writeback.kick(piece_off, piece)
+        else:
+            start_writeback(dst, piece_off, piece)
         count -= piece
 
 
 def _place_data(image: Path, offset: int, items: list[tuple[LargeFile, list[Extent]]]) -> None:
     out = os.open(image, os.O_WRONLY)
     try:
-        for item, extents in items:
-            src = os.open(item.source, os.O_RDONLY)
-            try:
-                if os.fstat(src).st_size != item.size:
-                    raise ImageError(f"{item.source} changed size while the image was built")
-                for e in extents:
-                    start = e.logical * BLOCK_SIZE
-                    count = min(e.length * BLOCK_SIZE, item.size - start)
-                    if count > 0:
-                        copy_range(src, out, count, start, offset + e.physical * BLOCK_SIZE)
-            finally:
-                os.close(src)
+        with Writeback(out) as writeback:
+            for item, extents in items:
+                _place_file(out, offset, item, extents, writeback)
     finally:
         os.close(out)
+
+
+def _place_file(
+    out: int, offset: int, item: LargeFile, extents: list[Extent], writeback: Writeback
+) -> None:
+    src = os.open(item.source, os.O_RDONLY)
+    try:
+        if os.fstat(src).st_size != item.size:
+            raise ImageError(f"{item.source} changed size while the image was built")
+        for e in extents:
+            start = e.logical * BLOCK_SIZE
+            count = min(e.length * BLOCK_SIZE, item.size - start)
+            if count > 0:
+                copy_range(src, out, count, start, offset + e.physical * BLOCK_SIZE, writeback)
+    finally:
+        os.close(src)

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ucimage.image.ext4 import copy_range
+from ucimage.image.ext4 import Writeback, copy_range
 from ucimage.image.spec import ImageError
 
 _DIR_ENTRY = 32
@@ -278,8 +278,9 @@ def place_files(image: Path, offset: int, files: list[tuple[str, Path, int]]) ->
             fat.give_clusters(slot, raw, runs[0][0] if runs else 0, size)
             plan.append((source, size, runs))
         fat.flush(allocated)
-        for source, size, runs in plan:
-            _copy_to_clusters(fd, fat.g, source, size, runs)
+        with Writeback(fd) as writeback:
+            for source, size, runs in plan:
+                _copy_to_clusters(fd, fat.g, source, size, runs, writeback)
     finally:
         if fat is not None:
             fat.close()
@@ -287,7 +288,12 @@ def place_files(image: Path, offset: int, files: list[tuple[str, Path, int]]) ->
 
 
 def _copy_to_clusters(
-    fd: int, g: FatGeometry, source: Path, size: int, runs: list[tuple[int, int]]
+    fd: int,
+    g: FatGeometry,
+    source: Path,
+    size: int,
+    runs: list[tuple[int, int]],
+    writeback: Writeback,
 ) -> None:
     src = os.open(source, os.O_RDONLY)
     try:
@@ -296,7 +302,7 @@ def _copy_to_clusters(
         done = 0
         for first, length in runs:
             count = min(length * g.cluster_size, size - done)
-            copy_range(src, fd, count, done, g.cluster_offset(first))
+            copy_range(src, fd, count, done, g.cluster_offset(first), writeback)
             done += count
     finally:
         os.close(src)
