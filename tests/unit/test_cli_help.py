@@ -62,3 +62,48 @@ def test_help_renders_every_argument(path: tuple[str, ...]) -> None:
     for action in parser._actions:
         if action.option_strings:
             assert action.option_strings[0] in text, (path, action.option_strings)
+
+
+def test_verb_modules_match_what_each_module_registers() -> None:
+    import importlib
+
+    from ucimage.cli.main import COMMAND_MODULES, VERB_MODULES
+
+    registered: dict[str, str] = {}
+    for name in COMMAND_MODULES:
+        parser = argparse.ArgumentParser()
+        module = importlib.import_module(f"ucimage.cli.{name}")
+        module.register(parser.add_subparsers())
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                registered.update(dict.fromkeys(action.choices, name))
+    assert registered == VERB_MODULES
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbs"),
+    [
+        (["snap", "m.model"], {"snap"}),
+        (["--debug", "store", "serve", "x"], {"store"}),
+        (["--debug"], None),
+        (["no-such-verb"], None),
+        ([], None),
+    ],
+)
+def test_only_the_invoked_verb_is_set_up(argv: list[str], verbs: set[str] | None) -> None:
+    from ucimage.cli.main import VERB_MODULES, _first_verb
+
+    parser = build_parser(_first_verb(argv))
+    choices = next(
+        set(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert choices == (verbs if verbs is not None else set(VERB_MODULES))
+
+
+def test_a_mistyped_verb_still_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    from ucimage.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["snapp", "m.model"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'snapp'" in err and "'inspect'" in err and "'sign'" in err

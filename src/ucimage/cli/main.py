@@ -31,8 +31,40 @@ COMMAND_MODULES: tuple[str, ...] = (
     "reference_cmds",
 )
 
+#: the verbs each module registers, so that running one verb sets up only its own
+#: module (tests/unit/test_cli_help.py checks this against what they register)
+VERB_MODULES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "create-key",
+            "keys",
+            "delete-key",
+            "export-key",
+            "import-key",
+            "sign",
+            "account-key",
+            "account",
+            "verify",
+        ),
+        "assertion_cmds",
+    ),
+    "pack": "snap_cmds",
+    "download": "snap_cmds",
+    "store": "store_cmds",
+    "gadget": "gadget_cmds",
+    "snap": "build_cmds",
+    "boot": "boot_cmds",
+    "inspect": "inspect_cmds",
+    "reference": "reference_cmds",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The ``ucimage`` parser; with a known *verb*, only that verb's module is set up.
+
+    The whole parser (every module's verbs) is what ``ucimage --help``, a mistyped
+    verb's error and no verb at all need.
+    """
     parser = argparse.ArgumentParser(
         prog="ucimage",
         description=(
@@ -47,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show tracebacks and debug logging on failure"
     )
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
-    for name in COMMAND_MODULES:
+    only = VERB_MODULES.get(verb) if verb is not None else None
+    for name in (only,) if only else COMMAND_MODULES:
         module = importlib.import_module(f"ucimage.cli.{name}")
         module.register(subparsers)
     return parser
@@ -65,6 +98,16 @@ def _skip_httpx_cli() -> None:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
+def _first_verb(args: Sequence[str]) -> str | None:
+    """The verb on a command line (the first word that is not an option), if any."""
+    for arg in args:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         # the program itself, not a caller of main(argv): at interpreter exit the
@@ -74,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         atexit.register(gc.freeze)
     args_list = list(sys.argv[1:] if argv is None else argv)
     _skip_httpx_cli()
-    parser = build_parser()
+    parser = build_parser(_first_verb(args_list))
     args = parser.parse_args(args_list)
     debug = bool(getattr(args, "debug", False))
     level = logging.DEBUG if debug else logging.WARNING
