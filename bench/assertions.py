@@ -22,6 +22,7 @@ from ucimage.assertions import (  # noqa: E402
     decode_stream,
     sign,
 )
+from ucimage.assertions.crypto import pkcs1_sha512_valid  # noqa: E402
 
 VECTORS = REPO.parent / "shared" / "testdata" / "assertions"
 SUFFIXES = {".assert", ".model", ".account", ".account-key", ".account-key-request"}
@@ -52,6 +53,8 @@ def main() -> int:
     assertions = [a for blob in blobs for a in decode_stream(blob)]
 
     def verify_all() -> None:
+        # as in a fresh process: no signature verified before (the check is memoized)
+        pkcs1_sha512_valid.cache_clear()
         db = Database()
         for a in assertions:
             try:
@@ -65,6 +68,8 @@ def main() -> int:
                 pass
 
     timed("fresh database, add + check all", 10, verify_all)
+    sigs = pkcs1_sha512_valid.cache_info().currsize
+    print(f"{'  (of which distinct RSA verifications)':<44} {sigs:8d}")
     start = time.perf_counter()
     key = PrivateKey.generate(4096)
     print(f"{'generate RSA-4096 key':<44} {(time.perf_counter() - start) * 1e3:8.3f} ms")
