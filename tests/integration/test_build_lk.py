@@ -11,7 +11,9 @@ import pytest
 
 from tests.build_snaps import (
     LK_TAIL,
+    LK_V2_RECOVERY_FIELDS,
     MODEL_UC18,
+    lk_env,
     model_uc20,
     sign_model,
     snaps_uc18_lk,
@@ -140,3 +142,79 @@ def test_uc20_lk_image_seed_and_inspect(tmp_path: Path, capsys: pytest.CaptureFi
     assert raw[2]["details"]["boot partitions"] == "boot_a= boot_b="
     checks = {c["subject"]: c["status"] for c in report["verify"]["checks"]}
     assert checks["partition 10 (raw snapbootsel)"] == "ok"
+
+
+def test_uc20_lk_image_flashes_the_seed_envs_and_recovery_boot_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """UC20+: the raw partitions get what snapd prepared on the seed's boot/lk/.
+
+    The select partitions name ``image: snaprecoverysel.bin``: they hold the seed's
+    recovery env (naming its system, boot_ra assigned to it), not the gadget's blank
+    one; boot_ra, which the env assigns to the system, holds the recovery boot image.
+    """
+    snaps = snaps_uc20_lk(tmp_path / "snaps")
+    model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build(model, snaps, out) == 0
+    image = out / "dragonboard.img"
+    parts = {p["name"]: p for p in sfdisk(image)["partitions"]}
+
+    def raw(name: str) -> bytes:
+        p = parts[name]
+        return extract(image, p["start"], p["size"], tmp_path / name).read_bytes()
+
+    seed_part = parts["ubuntu-seed"]
+    seed = extract(image, seed_part["start"], seed_part["size"], tmp_path / "seed")
+    prepared = debugfs_cat(seed, "/boot/lk/snaprecoverysel.bin")
+    label = b"20231114"  # the build's SOURCE_DATE_EPOCH
+    size = 16140  # snapd's SnapBootSelect_v2_recovery
+    for name in ("snaprecoverysel", "snaprecoveryselbak"):
+        sel = raw(name)
+        assert sel[:8] == b"SRse\x10\x00\x01\x00"
+        assert struct.unpack("<I", sel[size - 4 : size])[0] == zlib.crc32(sel[: size - 4])
+        # snapd_recovery_mode, snapd_recovery_system, then matrix row 0 (label, system)
+        assert [cstring(sel, i) for i in range(5)] == [
+            b"install", label, b"boot_ra", label, b"boot_rb",
+        ]  # fmt: skip
+        assert sel == prepared.ljust(len(sel), b"\0")
+    # the recovery boot image partition the env assigns to the system: the kernel's
+    boot_ra = raw("boot_ra")
+    assert boot_ra == (b"BOOTIMG" * 10).ljust(len(boot_ra), b"\0")
+    assert debugfs_cat(seed, "/boot/lk/boot.img") == b"BOOTIMG" * 10
+    # the rest is left as the gadget says: run envs are the gadget's, filled at install
+    for name in ("boot_rb", "boot_a", "boot_b"):
+        assert raw(name) == bytes(parts[name]["size"] * 512), name
+    assert cstring(raw("snapbootsel"), 0) == b"" and raw("snapbootsel")[:4] == b"SBse"
+
+    assert main(["inspect", str(image), "--verify", *TRUST, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    envs = {e["partition-name"]: e for e in report["bootenv"] if e["raw"]}
+    for name in ("snaprecoverysel", "snaprecoveryselbak"):
+        assert envs[name]["valid"] and envs[name]["vars"]["snapd_recovery_system"] == "20231114"
+        assert envs[name]["details"]["boot partitions"] == "boot_ra=20231114 boot_rb="
+    checks = {c["subject"]: (c["status"], c["message"]) for c in report["verify"]["checks"]}
+    for n, name in ((8, "snaprecoverysel"), (9, "snaprecoveryselbak")):
+        where = f"partition {n} (raw {name})"
+        assert checks[f"{where} snapd_recovery_system"] == ("ok", "20231114")
+        assert checks[f"{where} recovery boot image partition"] == ("ok", "boot_ra")
+
+    # the gadget's own blank env in the backup partition (as built before): verify fails
+    gadget_env = lk_env(LK_V2_RECOVERY_FIELDS, b"SRse", 0x00010010, {}, ["boot_ra", "boot_rb"])
+    with open(image, "r+b") as f:
+        f.seek(parts["snaprecoveryselbak"]["start"] * 512)
+        f.write(gadget_env)
+    assert main(["inspect", str(image), "--verify", *TRUST, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    failed = {
+        c["subject"]: c["message"] for c in report["verify"]["checks"] if c["status"] == "failed"
+    }
+    where = "partition 9 (raw snaprecoveryselbak)"
+    assert sorted(failed) == [
+        f"{where} recovery boot image partition",
+        f"{where} snapd_recovery_system",
+    ]
+    assert failed[f"{where} snapd_recovery_system"].startswith("is '', the seed has '20231114'")
+    assert failed[f"{where} recovery boot image partition"].startswith(
+        "no boot image partition is assigned to '20231114'"
+    )

@@ -249,7 +249,7 @@ def test_verify_uc16_checks_raw_values() -> None:
     ]
 
 
-def test_verify_uc20_checks_raw_integrity_only() -> None:
+def test_verify_uc20_checks_raw_recovery_envs() -> None:
     seed_file = parse_lk_env(recovery_env(snapd_recovery_system="20240101"))
     gadget_bytes = parse_lk_env(recovery_env())  # the gadget's own, no system named
     broken = bytearray(run_env())
@@ -260,17 +260,31 @@ def test_verify_uc20_checks_raw_integrity_only() -> None:
         raw=[("p8", gadget_bytes), ("p10", parse_lk_env(bytes(broken)))],
     )
     got: list[tuple[str, str]] = [(c.subject, c.status) for c in checks]
+    # the build flashes the seed's env there: the gadget's blank one is a failure
     assert got == [
         ("partition 12:/boot/lk/snaprecoverysel.bin snapd_recovery_system", "ok"),
         ("p8", "ok"),
-        ("p8 snapd_recovery_system", "skipped"),
+        ("p8 snapd_recovery_system", "failed"),
+        ("p8 recovery boot image partition", "failed"),
         ("p10", "failed"),
     ]
-    assert checks[2].message.startswith("is '', not the seed's '20240101': the lk recovery")
-    flashed = check_bootenvs(fake_seed("uc20"), [], raw=[("p8", seed_file)])
-    assert [(c.subject, c.status) for c in flashed] == [
+    assert checks[2].message.startswith("is '', the seed has '20240101': the lk recovery")
+    assert checks[3].message.startswith("no boot image partition is assigned to '20240101'")
+    # named but not in the recovery matrix: the bootloader finds no kernel
+    named = check_bootenvs(fake_seed("uc20"), [], raw=[("p8", seed_file)])
+    assert [(c.subject, c.status) for c in named] == [
         ("p8", "ok"),
         ("p8 snapd_recovery_system", "ok"),
+        ("p8 recovery boot image partition", "failed"),
+    ]
+    data = bytearray(recovery_env(snapd_recovery_system="20240101"))
+    data[8 + 3 * 256 : 8 + 3 * 256 + 8] = b"20240101"  # matrix row 0 value: boot_ra
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    flashed = check_bootenvs(fake_seed("uc20"), [], raw=[("p8", parse_lk_env(bytes(data)))])
+    assert [(c.subject, c.status, c.message) for c in flashed] == [
+        ("p8", "ok", "intact lk env"),
+        ("p8 snapd_recovery_system", "ok", "20240101"),
+        ("p8 recovery boot image partition", "ok", "boot_ra"),
     ]
 
 

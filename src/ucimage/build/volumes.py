@@ -10,8 +10,11 @@ For every volume that produces an image, the gadget layout
 * the UC16/18 system-boot partition gets the bootloader files prepared with
   the seed (grub → ``EFI/ubuntu/``, u-boot/piboot → the root) and then the
   gadget's content (gadget files win, as in ubuntu-image); lk's prepared
-  files (``snapbootsel.bin``, ``boot.img``) stand in for the gadget's bare
-  ``image:`` files of the same name;
+  files (UC16/18 ``snapbootsel.bin``, ``boot.img``; UC20+ the seed's
+  ``boot/lk/snaprecoverysel.bin`` and recovery ``boot.img``) stand in for the
+  gadget's bare ``image:`` files of the same name, and the UC20+ recovery boot
+  image partition the prepared env assigns to the seed's system gets the
+  recovery ``boot.img`` when the gadget gives it no content;
 * bare content and ``offset-write`` values become raw writes.
 
 The image is written as ``.<volume>.img.partial`` and renamed when complete.
@@ -19,6 +22,7 @@ The image is written as ``.<volume>.img.partial`` and renamed when complete.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from pathlib import Path, PurePosixPath
@@ -254,15 +258,67 @@ class BuildContentResolver:
         return entries
 
     def image_file(self, structure: LaidOutStructure, content: Any) -> Path:
-        # UC16/18 lk: ubuntu-image copies image/boot/lk/* (snapbootsel.bin with the
-        # boot variables, the kernel's boot.img) over the gadget's own files
+        # lk: snapd prepares the envs and boot images as files to flash into the bare
+        # partitions. UC16/18: ubuntu-image copies image/boot/lk/* (snapbootsel.bin
+        # with the boot variables, the kernel's boot.img) over the gadget's own files.
+        # UC20+: they are on the seed (snapd's lk envBackstore at prepare-image time):
+        # the recovery env and the recovery kernel's boot image, same rule
         name = PurePosixPath(content.source)
-        if not self.build.info.uc20 and len(name.parts) == 1:
-            prepared = self.build.boot_dir() / "lk" / name.name
-            if prepared.is_file():
-                return prepared
+        if len(name.parts) == 1:
+            lk_dir = _prepared_lk_dir(self.build)
+            if lk_dir is not None and (lk_dir / name.name).is_file():
+                return lk_dir / name.name
         path: Path = self.gadget.image_file(structure, content)
         return path
+
+
+def _prepared_lk_dir(build: ImageBuild) -> Path | None:
+    """Where the seed writer put the lk files to flash, if it did."""
+    if not build.info.uc20:
+        return build.boot_dir() / "lk"
+    if build.state.results.get("write_seed", {}).get("bootloader") != "lk":
+        return None
+    return build.root_dir() / "boot" / "lk"
+
+
+def _lk_recovery_boot_images(build: ImageBuild, layout: VolumeLayout) -> list[Any]:
+    """UC20+ lk: the recovery boot image into the partition the seed's env assigns it.
+
+    snapd (bootloader/lk.go ``ExtractRecoveryKernelAssets``) unpacks the recovery
+    kernel's boot image (``bootimg_file_name``, default ``boot.img``) into the seed's
+    boot/lk/ and records the first free recovery boot image partition for the system
+    label in the env's recovery matrix; lkenv_v2.go documents that partition as the
+    one the kernel's boot image goes to, and the one the lk bootloader boots the
+    system from.  Only a bare system-seed-image partition the gadget gives no content
+    gets it; other unassigned ones (boot_rb) stay empty, as the gadget says.
+    """
+    from ucimage.image.adapter import describe
+    from ucimage.image.spec import RawWrite
+    from ucimage.seed.bootenv import LK_V2_RECOVERY, LkEnv
+
+    lk_dir = _prepared_lk_dir(build)
+    env_file = lk_dir / "snaprecoverysel.bin" if build.info.uc20 and lk_dir else None
+    if env_file is None or not env_file.is_file():
+        return []
+    env = LkEnv.read(env_file, LK_V2_RECOVERY)
+    system = env["snapd_recovery_system"]
+    assigned = {label for label, value in env.boot_partitions() if label and value == system}
+    boot_image = env_file.parent / env.boot_image_name()
+    if not system or not boot_image.is_file():
+        return []
+    writes = []
+    for s in layout.structures:
+        bare = s.filesystem is None and not any(c.kind == "image" for c in s.content)
+        if s.in_image and bare and s.role == "system-seed-image" and s.name in assigned:
+            writes.append(
+                RawWrite(
+                    offset=s.start,
+                    source=boot_image,
+                    limit=s.size,
+                    what=f'recovery boot image "{boot_image.name}"{describe(s)}',
+                )
+            )
+    return writes
 
 
 def disk_spec(build: ImageBuild, layout: VolumeLayout, path: Path, kernel_dir: Path | None) -> Any:
@@ -270,13 +326,17 @@ def disk_spec(build: ImageBuild, layout: VolumeLayout, path: Path, kernel_dir: P
     from ucimage.image.determinism import seed_and_timestamp
 
     seed, timestamp = seed_and_timestamp(layout.name, explicit=build.opts.image_seed)
-    return spec_from_layout(
+    spec = spec_from_layout(
         layout,
         BuildContentResolver(build, kernel_dir),
         path=path,
         seed=seed,
         timestamp=timestamp,
     )
+    extra = _lk_recovery_boot_images(build, layout)
+    if extra:
+        spec = dataclasses.replace(spec, raw_writes=(*spec.raw_writes, *extra))
+    return spec
 
 
 def populate(build: ImageBuild) -> dict[str, Any]:

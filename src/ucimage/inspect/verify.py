@@ -140,11 +140,12 @@ def check_bootenvs(
     *raw* are the lk envs read from bare partitions.  Each must be intact.  On
     UC16/18 they are the env the device boots with (ubuntu-image writes snapd's
     prepared ``snapbootsel.bin`` there), so their values are checked like the
-    files'.  On UC20+ only their integrity is: snapd prepares the recovery env as
-    the file ``boot/lk/snaprecoverysel.bin`` on ubuntu-seed (checked above) and
-    fills the run env at install, so the gadget's own bytes in these partitions
-    need not name the seed's system; a recovery env that does not is a
-    ``skipped`` check saying so (what the lk bootloader will read).
+    files'.  On UC20+ snapd prepares the recovery env as the file
+    ``boot/lk/snaprecoverysel.bin`` on ubuntu-seed (checked above), to be flashed
+    into the recovery select partitions (``ucimage snap`` does): a raw recovery
+    env must name the seed's system and assign it a boot image partition in its
+    recovery matrix (where the lk bootloader finds the recovery kernel).  The run
+    envs are filled at install: only their integrity is checked.
     """
     if seed.layout == "uc16":
         return _check_bootenv_values(seed, [*envs, *raw])
@@ -156,20 +157,35 @@ def check_bootenvs(
         checks.append(Check("bootenv", where, "ok", "intact lk env"))
         got = env.variables.get("snapd_recovery_system")
         if got is None:
-            continue
+            continue  # a run env
+        label = seed.system_label
         subject = f"{where} snapd_recovery_system"
-        if got == seed.system_label:
+        if got == label:
             checks.append(Check("bootenv", subject, "ok", got))
         else:
-            # not a failure: no reference tool writes it there at build time either
             checks.append(
                 Check(
                     "bootenv",
                     subject,
-                    "skipped",
-                    f"is {got!r}, not the seed's {seed.system_label!r}: the lk recovery "
-                    "bootloader reads this partition; the prepared env is the seed's "
-                    "boot/lk/snaprecoverysel.bin",
+                    "failed",
+                    f"is {got!r}, the seed has {label!r}: the lk recovery bootloader "
+                    "reads this partition (flash the seed's boot/lk/snaprecoverysel.bin)",
+                )
+            )
+        # "boot_ra=20240101 boot_rb=": the partition labels with their system
+        rows = env.details.get("boot partitions", "").split(" ")
+        parts = [row[: -len(label) - 1] for row in rows if label and row.endswith("=" + label)]
+        subject = f"{where} recovery boot image partition"
+        if parts:
+            checks.append(Check("bootenv", subject, "ok", ", ".join(parts)))
+        else:
+            checks.append(
+                Check(
+                    "bootenv",
+                    subject,
+                    "failed",
+                    f"no boot image partition is assigned to {label!r} in the recovery "
+                    "matrix: the lk bootloader cannot find the recovery kernel",
                 )
             )
     return checks
