@@ -7,10 +7,10 @@ verifies one assertion *and the chain it depends on* down to a trusted root.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,22 @@ _BUILTIN_TRUSTED = ("canonical-account.assert", "canonical-root-account-key.asse
 _BUILTIN_PREDEFINED = ("generic-account.assert", "generic-models-account-key.assert")
 
 
+#: shipped beside this module (package-data in pyproject.toml); read as plain files:
+#: importlib.resources costs ~4 ms of imports (zipfile among them) for no gain here
+_DATA_DIR = Path(__file__).parent / "data"
+
+
 def _load_package_data(names: Iterable[str]) -> list[Assertion]:
+    return list(_decode_package_data(tuple(names)))
+
+
+@functools.cache
+def _decode_package_data(names: tuple[str, ...]) -> tuple[Assertion, ...]:
+    # decoded once per process: every Database starts from the built-in roots
     out: list[Assertion] = []
-    base = resources.files("ucimage.assertions") / "data"
     for name in names:
-        out.extend(decode_stream((base / name).read_bytes()))
-    return out
+        out.extend(decode_stream((_DATA_DIR / name).read_bytes()))
+    return tuple(out)
 
 
 def builtin_trusted() -> list[Assertion]:
