@@ -6,7 +6,8 @@ import ssl
 
 import pytest
 
-from ucimage.store.client import LazyTrustContext, StoreClient
+from ucimage.store.client import StoreClient
+from ucimage.store.tls import LazyTrustContext
 
 
 @pytest.fixture(autouse=True)

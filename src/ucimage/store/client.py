@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shutil
-import ssl
 import sys
 import threading
 import time
@@ -31,9 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ucimage import __version__
 from ucimage.assertions import (
@@ -64,6 +61,9 @@ from ucimage.store.errors import (
     StoreUnavailableError,
     VerificationError,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -352,50 +352,6 @@ class Stats:
 ProgressFactory = Callable[[ResolvedSnap], Callable[[int], None]]
 
 
-class LazyTrustContext(ssl.SSLContext):
-    """httpx's default TLS context, whose CA bundle is loaded at the first handshake.
-
-    Same trust as ``httpx.Client()``'s own (``SSL_CERT_FILE``, ``SSL_CERT_DIR``,
-    else certifi's bundle) and the same settings as :func:`ssl.create_default_context`,
-    but loading the bundle costs ~30 ms per process, which a build from an
-    ``http://`` store (or the cache) never needs: only a TLS handshake pays for it.
-    """
-
-    _trust_lock = threading.Lock()
-    _trust_loaded = False
-
-    def __new__(cls) -> LazyTrustContext:
-        ctx = super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.check_hostname = True
-        keylog = os.environ.get("SSLKEYLOGFILE")
-        if keylog and not sys.flags.ignore_environment:
-            ctx.keylog_filename = keylog
-        return ctx
-
-    def _load_trust(self) -> None:
-        with self._trust_lock:
-            if self._trust_loaded:
-                return
-            if os.environ.get("SSL_CERT_FILE"):
-                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
-            elif os.environ.get("SSL_CERT_DIR"):
-                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
-            else:
-                import certifi  # httpx's own dependency
-
-                self.load_verify_locations(cafile=certifi.where())
-            self._trust_loaded = True
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        self._load_trust()
-        return super().wrap_socket(*args, **kwargs)
-
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        self._load_trust()
-        return super().wrap_bio(*args, **kwargs)
-
-
 # ---------------------------------------------------------------------------- the client
 
 
@@ -434,16 +390,35 @@ class StoreClient:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.user_agent = user_agent(self.arch)
         self.stats = Stats()
-        self._http = httpx.Client(
-            verify=LazyTrustContext(),
-            follow_redirects=True,
-            timeout=httpx.Timeout(json_retry.timeout),
-            limits=httpx.Limits(max_connections=max(8, self.parallel * 2)),
-        )
+        self._http_client: httpx.Client | None = None
+        self._http_lock = threading.Lock()
         self._assertion_lock = threading.Lock()
 
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client, made at the first request: httpx and its TLS stack take
+        ~40 ms to import, which builds served from the cache (--offline) never need."""
+        with self._http_lock:
+            if self._http_client is None:
+                import httpx
+
+                from ucimage.store.tls import LazyTrustContext
+
+                self._http_client = httpx.Client(
+                    verify=LazyTrustContext(),
+                    follow_redirects=True,
+                    timeout=httpx.Timeout(self.json_retry.timeout),
+                    limits=httpx.Limits(max_connections=max(8, self.parallel * 2)),
+                )
+            return self._http_client
+
+    @_http.setter
+    def _http(self, client: httpx.Client) -> None:
+        self._http_client = client
+
     def close(self) -> None:
-        self._http.close()
+        if self._http_client is not None:
+            self._http_client.close()
 
     def __enter__(self) -> StoreClient:
         return self
@@ -490,6 +465,8 @@ class StoreClient:
         self, method: str, url: str, *, what: str, headers: dict[str, str], **kwargs: Any
     ) -> httpx.Response:
         """One request with snapd's retry policy: transport errors and 5xx are retried."""
+        import httpx
+
         policy = self.json_retry
         start = time.monotonic()
         delays = policy.delays()
@@ -707,6 +684,8 @@ class StoreClient:
         self, resolved: ResolvedSnap, partial: Path, progress: Callable[[int], None] | None
     ) -> str:
         """Download into *partial* (resuming it); return the hex SHA3-384 of the result."""
+        import httpx
+
         policy = self.download_retry
         hasher = hashlib.sha3_384()
         have = 0
