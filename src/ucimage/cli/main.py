@@ -99,9 +99,13 @@ def _skip_httpx_cli() -> None:
 
 
 def _first_verb(args: Sequence[str]) -> str | None:
-    """The verb on a command line (the first word that is not an option), if any."""
+    """The verb on a command line (the first word that is not an option), if any.
+
+    None when the top-level parser acts before any verb (``-h``, ``--version``):
+    its help lists every verb.
+    """
     for arg in args:
-        if arg == "--":
+        if arg in ("--", "-h", "--help", "--version"):
             return None
         if not arg.startswith("-"):
             return arg
