@@ -196,7 +196,11 @@ def make_ext4(
         if nblocks:
             commands.append(f"fallocate {first} 0 {nblocks - 1}")
         commands.append(f"sif {first} size {item.size}")
-    commands += _owner_and_time_fixes(staged, paths, timestamp)
+    # owners and times (~100 commands) wait for the second debugfs run, beside the data
+    # copy, when there is data to copy: the copy starts as soon as the blocks are known
+    fixes = _owner_and_time_fixes(staged, paths, timestamp)
+    if not large:
+        commands += fixes
     commands += [f"ex {quote(item.paths[0])}" for item in large]
     try:
         output = debugfs(image, offset, commands, workdir, timestamp)
@@ -219,12 +223,14 @@ def make_ext4(
                     f"replace_node {e.logical} {e.length} {e.physical}",
                 ]
             fix.append("ec")
+    # inode fields last, after anything the extent edits change
+    fix += fixes
     placed = [(item, extents[item.paths[0]]) for item in large]
     if not fix:
         _place_data(image, offset, placed)
         return
-    # the extent flags (metadata blocks) are fixed while the data goes to the
-    # extents' own blocks: disjoint bytes of the image, so both at once
+    # the extent flags, owners and times (metadata blocks) are fixed while the data
+    # goes to the extents' own blocks: disjoint bytes of the image, so both at once
     with ThreadPoolExecutor(1, thread_name_prefix="debugfs") as pool:
         fixing = pool.submit(debugfs, image, offset, fix, workdir, timestamp)
         _place_data(image, offset, placed)  # an error here still waits for debugfs
