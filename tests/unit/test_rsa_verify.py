@@ -129,3 +129,46 @@ def test_real_vectors_still_verify() -> None:
     a = decode(root.read_bytes())
     public = PublicKey.decode(a.body)
     assert ours_accepts(public, a.content, Signature.decode(a.signature))
+
+
+@pytest.mark.parametrize(
+    ("n_bits", "e_bits"),
+    [
+        (16392, 16),  # modulus over 16384 bits (OpenSSL's limit), e = 65537
+        (4096, 31),  # exponent over 2**31 - 1 (Go's crypto/rsa limit)
+        (16384, 16383),  # a huge exponent: minutes of pow() if unbounded
+    ],
+)
+def test_oversized_keys_are_refused_at_once(n_bits: int, e_bits: int) -> None:
+    import time
+
+    n = (1 << (n_bits - 1)) | 1
+    e = (1 << e_bits) + 1
+    public = PublicKey(n, e)
+    sig = Signature(0, 1, 10, b"", b"", b"", (1 << (n_bits - 2)) + 12345)
+    sig = dataclasses.replace(sig, hash_tag=sig.digest(CONTENT)[:2])
+    started = time.process_time()
+    assert not ours_accepts(public, CONTENT, sig)
+    assert time.process_time() - started < 0.5
+
+
+def test_exponent_over_the_limit_is_refused_even_when_the_math_holds(key: PrivateKey) -> None:
+    # a real signature under a key with e > 2**31 - 1: refused by the bound itself
+    import math
+
+    numbers = key.to_crypto().private_numbers()
+    p, q = numbers.p, numbers.q
+    phi = (p - 1) * (q - 1)
+    e = (1 << 31) + 1
+    while math.gcd(e, phi) != 1:
+        e += 2
+    n = p * q
+    d = pow(e, -1, phi)
+    sig = key.sign(CONTENT)
+    digest = sig.digest(CONTENT)
+    size = (n.bit_length() + 7) // 8
+    block = SHA512_DIGEST_INFO + digest
+    em = int.from_bytes(b"\x00\x01" + b"\xff" * (size - len(block) - 3) + b"\x00" + block, "big")
+    forged = dataclasses.replace(sig, value=pow(em, d, n))
+    assert pow(forged.value, e, n) == em  # the arithmetic alone would accept it
+    assert not ours_accepts(PublicKey(n, e), CONTENT, forged)

@@ -40,6 +40,10 @@ SUB_CREATION_TIME = 2
 SUB_ISSUER = 16
 SUB_ISSUER_FINGERPRINT = 33
 
+#: the largest RSA public exponent and modulus a signature is checked with
+MAX_RSA_EXPONENT = (1 << 31) - 1
+MAX_RSA_BITS = 16384
+
 #: DER DigestInfo prefix of a SHA-512 digest (RFC 8017 §9.2, note 1)
 SHA512_DIGEST_INFO = bytes.fromhex("3051300d060960864801650304020305000440")
 
@@ -273,8 +277,13 @@ def pkcs1_sha512_valid(n: int, e: int, s: int, digest: bytes) -> bool:
     """
     size = (n.bit_length() + 7) // 8
     expected_len = len(SHA512_DIGEST_INFO) + len(digest)
-    # a usable RSA key has an odd exponent of at least 3 (e = 1 would sign anything)
-    if s >= n or e < 3 or not e & 1 or size < expected_len + 11:
+    # a usable RSA key has an odd exponent of at least 3 (e = 1 would sign anything);
+    # keys from untrusted assertions are bounded before any arithmetic, as Go's
+    # crypto/rsa (e < 2**31) and OpenSSL (n of at most 16384 bits) do: a huge n or
+    # e would otherwise cost minutes of pow()
+    if e < 3 or not e & 1 or e > MAX_RSA_EXPONENT or n.bit_length() > MAX_RSA_BITS:
+        return False
+    if s >= n or size < expected_len + 11:
         return False
     encoded = pow(s, e, n).to_bytes(size, "big")
     expected = b"\x00\x01" + b"\xff" * (size - expected_len - 3) + b"\x00" + SHA512_DIGEST_INFO
