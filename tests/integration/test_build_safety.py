@@ -66,6 +66,17 @@ def test_until_thru_and_resume(inputs: list[str], tmp_path: Path) -> None:
     assert json.loads((work2 / "ucimage-build.json").read_text())["done"][-1] == "write_seed"
 
 
+def test_until_without_workdir_keeps_a_resumable_one(inputs: list[str], tmp_path: Path) -> None:
+    # without -w the build's own workdir (beside the output) is kept when --until
+    # stops it, with its state: --resume with that workdir finishes the build
+    out = tmp_path / "out"
+    assert main(["snap", *inputs, "-O", str(out), "-q", "--until", "write_seed"]) == 0
+    (work,) = out.glob(".ucimage-work-*")
+    assert json.loads((work / "ucimage-build.json").read_text())["done"][-1] == "compute_plan"
+    assert main(["snap", "-w", str(work), "--resume", "-q"]) == 0
+    assert (out / "pc.img").exists() and (out / "seed.manifest").exists()
+
+
 def test_resume_needs_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["snap", "--resume", "-w", str(tmp_path)]) == 1
     assert "nothing to resume" in capsys.readouterr().err

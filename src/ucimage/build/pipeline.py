@@ -130,7 +130,10 @@ class ImageBuild:
         if opts.resume:
             self.state = BuildState.load(self.workdir)
         else:
-            self.state = BuildState(workdir=self.workdir, persist=not self._own_workdir)
+            # a build's own temporary workdir is deleted when the build ends, except
+            # when --until/--thru stop it: then it is kept, to be resumed from
+            stops = bool(opts.until or opts.thru)
+            self.state = BuildState(workdir=self.workdir, persist=not self._own_workdir or stops)
             self.state.inputs = {"model": str(opts.model.absolute()) if opts.model else None}
         self._model: tuple[Any, ModelInfo] | None = None
         self._deferred: list[list[str]] = []

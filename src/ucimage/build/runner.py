@@ -102,8 +102,8 @@ class BuildState:
     results: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    #: False for a build's own temporary workdir: it is deleted whenever the build
-    #: ends, so a state file there could never be resumed from
+    #: False for a build's own temporary workdir that no --until/--thru stops: it is
+    #: deleted whenever the build ends, so a state file there could never be resumed from
     persist: bool = True
 
     @property
