@@ -355,7 +355,13 @@ class Writeback:
     ) -> None:
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join()
+            try:
+                self._thread.join()
+            except BaseException:
+                # Ctrl-C in the join: the fd is closed after this block, so let the
+                # thread's last sync_file_range end first (the queue ends with None)
+                self._thread.join()
+                raise
 
 
 def copy_range(
