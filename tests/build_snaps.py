@@ -357,12 +357,14 @@ volumes:
 LK_TAIL = b"\xee" * 1524
 
 
-def snaps_uc18_lk(workdir: Path) -> list[Path]:
-    """UC18 with an lk gadget: ``lk.conf`` is a v1 env naming boot_a/boot_b; kernel has boot.img."""
+def snaps_uc18_lk(workdir: Path, conf: bytes | None = None) -> list[Path]:
+    """UC18 with an lk gadget: ``lk.conf`` (*conf*, by default a v1 env naming
+    boot_a/boot_b) also as ``snapbootsel.bin``; the kernel has boot.img."""
     workdir.mkdir(parents=True, exist_ok=True)
     gadget_yaml = workdir / "lk-gadget.yaml"
     gadget_yaml.write_text(LK_UC18_GADGET_YAML)
-    conf = lk_env(LK_V1_FIELDS, b"SBse", 0x00010001, {}, ["boot_a", "boot_b"]) + LK_TAIL
+    if conf is None:
+        conf = lk_env(LK_V1_FIELDS, b"SBse", 0x00010001, {}, ["boot_a", "boot_b"]) + LK_TAIL
     return [
         make_snap(workdir, "snapd", "snapd"),
         make_snap(workdir, "core18", "base"),
@@ -377,16 +379,22 @@ def snaps_uc18_lk(workdir: Path) -> list[Path]:
     ]  # fmt: skip
 
 
-def snaps_uc20_lk(workdir: Path) -> list[Path]:
-    """UC20 lk (snapd's dragonboard-style test gadget): ``lk.conf`` is a v2 recovery env,
-    ``blobs/snapbootsel.bin`` (the snapbootsel partitions' content) a v2 run env."""
-    conf = lk_env(LK_V2_RECOVERY_FIELDS, b"SRse", 0x00010010, {}, ["boot_ra", "boot_rb"])
+def snaps_uc20_lk(workdir: Path, conf: bytes | None = None) -> list[Path]:
+    """UC20 lk (snapd's dragonboard-style test gadget): ``lk.conf`` is a v2 recovery env
+    (*conf* as given, also as ``snaprecoverysel.bin``), ``blobs/snapbootsel.bin`` (the
+    snapbootsel partitions' content) a v2 run env."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if conf is None:
+        recovery = lk_env(LK_V2_RECOVERY_FIELDS, b"SRse", 0x00010010, {}, ["boot_ra", "boot_rb"])
+        conf = recovery + LK_TAIL  # the gadget's file is longer than the struct
+    else:
+        recovery = conf
     blobs = ("sbc_1.0_8016.bin", "sbl1.mbn", "rpm.mbn", "tz.mbn", "hyp.mbn",
              "emmc_appsboot.mbn")  # fmt: skip
     extra = {f"blobs/{name}": name.encode() for name in blobs}
     run = lk_env(LK_V2_RUN_FIELDS, b"SBse", 0x00010010, {}, ["boot_a", "boot_b"])
     extra["blobs/snapbootsel.bin"] = run
-    extra.update({"lk.conf": conf + LK_TAIL, "snaprecoverysel.bin": conf})
+    extra.update({"lk.conf": conf, "snaprecoverysel.bin": recovery})
     return [
         make_snap(workdir, "snapd", "snapd"),
         make_snap(workdir, "core20", "base"),

@@ -19,15 +19,14 @@ import pytest
 
 from tests.build_snaps import (
     LK_TAIL,
-    LK_UC18_GADGET_YAML,
     LK_V1_FIELDS,
     LK_V2_RECOVERY_FIELDS,
-    LK_V2_RUN_FIELDS,
     MODEL_UC18,
     lk_env,
-    make_snap,
     model_uc20,
     sign_model,
+    snaps_uc18_lk,
+    snaps_uc20_lk,
 )
 from tests.integration.test_build_parity import ours, ours_on_snapds_day
 from tests.snapd_oracle import not_found_store, prepare_image
@@ -45,42 +44,6 @@ def stub_store() -> Iterator[str]:
         yield url
 
 
-def uc18_snaps(workdir: Path, conf: bytes) -> list[Path]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    gadget_yaml = workdir / "lk-gadget.yaml"
-    gadget_yaml.write_text(LK_UC18_GADGET_YAML)
-    return [
-        make_snap(workdir, "snapd", "snapd"),
-        make_snap(workdir, "core18", "base"),
-        make_snap(workdir, "pc-kernel", "kernel", extra={"boot.img": b"BOOTIMG" * 10}),
-        make_snap(
-            workdir, "pc", "gadget", base="core18", gadget_yaml=str(gadget_yaml),
-            bootloader="none",
-            extra={"lk.conf": conf, "snapbootsel.bin": conf, "boot.img": b"placeholder"},
-        ),
-        make_snap(workdir, "hello-world", "app", base="core18"),
-    ]  # fmt: skip
-
-
-def uc20_snaps(workdir: Path, conf: bytes) -> list[Path]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    blobs = ("sbc_1.0_8016.bin", "sbl1.mbn", "rpm.mbn", "tz.mbn", "hyp.mbn",
-             "emmc_appsboot.mbn")  # fmt: skip
-    extra = {f"blobs/{name}": name.encode() for name in blobs}
-    extra["blobs/snapbootsel.bin"] = lk_env(LK_V2_RUN_FIELDS, b"SBse", 0x00010010, {}, ["boot_a"])
-    extra.update({"lk.conf": conf, "snaprecoverysel.bin": conf})
-    return [
-        make_snap(workdir, "snapd", "snapd"),
-        make_snap(workdir, "core20", "base"),
-        make_snap(workdir, "pc-kernel", "kernel", extra={"boot.img": b"BOOTIMG" * 10}),
-        make_snap(
-            workdir, "pc", "gadget", base="core20",
-            gadget_yaml="snapd-lk-uc20-explicit-offsets.yaml", bootloader="none", extra=extra,
-        ),
-        make_snap(workdir, "hello-world", "app", base="core20"),
-    ]  # fmt: skip
-
-
 def refit_crc(data: bytearray, size: int) -> None:
     data[size - 4 : size] = struct.pack("<I", zlib.crc32(bytes(data[: size - 4])))
 
@@ -92,7 +55,7 @@ def test_uc18_fields_without_nul_are_left_alone(stub_store: str, tmp_path: Path)
         at = LK_V1.offset(name)
         conf[at : at + 256] = fill * 256
     refit_crc(conf, LK_V1.size)
-    snaps = uc18_snaps(tmp_path / "snaps", bytes(conf) + LK_TAIL)
+    snaps = snaps_uc18_lk(tmp_path / "snaps", bytes(conf) + LK_TAIL)
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
     ours(model, snaps, tmp_path / "ours")
@@ -111,7 +74,7 @@ def test_uc18_installed_kernel_is_reserved(stub_store: str, tmp_path: Path) -> N
     at = LK_V1.offset("bootimg_matrix") + 256  # row 0 value
     conf[at : at + 10] = b"old_1.snap"
     refit_crc(conf, LK_V1.size)
-    snaps = uc18_snaps(tmp_path / "snaps", bytes(conf))
+    snaps = snaps_uc18_lk(tmp_path / "snaps", bytes(conf))
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
     ours(model, snaps, tmp_path / "ours")
@@ -124,7 +87,7 @@ def test_uc18_installed_kernel_is_reserved(stub_store: str, tmp_path: Path) -> N
 def test_uc18_bad_crc_fails_on_both(stub_store: str, tmp_path: Path) -> None:
     conf = bytearray(lk_env(LK_V1_FIELDS, b"SBse", 0x00010001, {}, ["boot_a", "boot_b"]))
     conf[-1] ^= 1
-    snaps = uc18_snaps(tmp_path / "snaps", bytes(conf))
+    snaps = snaps_uc18_lk(tmp_path / "snaps", bytes(conf))
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -150,7 +113,7 @@ def test_uc20_stale_crc_is_rewritten_like_snapd(stub_store: str, tmp_path: Path)
         lk_env(LK_V2_RECOVERY_FIELDS, b"SRse", 0x00010010, {}, ["boot_ra", "boot_rb"]) + LK_TAIL
     )
     conf[LK_V2_RECOVERY.size - 1] ^= 1
-    snaps = uc20_snaps(tmp_path / "snaps", bytes(conf))
+    snaps = snaps_uc20_lk(tmp_path / "snaps", bytes(conf))
     model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
     prepare_image(stub_store, model, snaps, tmp_path / "snapd", "amd64")
     theirs_root = tmp_path / "snapd/system-seed"
