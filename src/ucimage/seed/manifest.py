@@ -5,7 +5,8 @@
   ``name revision`` line per seeded snap that has a revision, sorted by name.
   Not written when empty.
 * ``snaps.manifest``: one ``name revision`` line per boot snap installed in
-  ``system-data/var/lib/snapd/snaps`` (UC16/18 only), sorted.
+  ``system-data/var/lib/snapd/snaps`` (UC16/18 only), in the order of their
+  ``<name>_<revision>.snap`` file names (ubuntu-image reads that directory).
 
 :func:`parse_manifest` reads either back (``#`` lines are comments).
 """
@@ -44,7 +45,12 @@ def seed_manifest(
 
 
 def snaps_manifest(installed: Mapping[str, str]) -> str:
-    return "".join(f"{name} {rev}\n" for name, rev in sorted(installed.items()))
+    # ubuntu-image lists the <name>_<rev>.snap files in file-name order, where
+    # "pc-kernel_1.snap" comes before "pc_1.snap" ("-" sorts before "_")
+    return "".join(
+        f"{name} {rev}\n"
+        for name, rev in sorted(installed.items(), key=lambda item: f"{item[0]}_{item[1]}.snap")
+    )
 
 
 def write_manifest(path: Path, text: str, mode: int = 0o644) -> bool:
