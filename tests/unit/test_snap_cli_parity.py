@@ -3,7 +3,132 @@ or fails with a clear error (ubuntu-image: internal/commands, internal/statemach
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ucimage import __version__
+from ucimage.build.options import (
+    STEP_NAMES,
+    UBUNTU_IMAGE_STATES,
+    BuildOptions,
+    parse_image_size,
+    parse_step,
+)
+from ucimage.cli.build_cmds import options_from_args
+from ucimage.cli.main import build_parser, main
+from ucimage.errors import UsageError
 from ucimage.seed.manifest import snaps_manifest
+
+
+def _parse(*argv: str) -> BuildOptions:
+    args: argparse.Namespace = build_parser("snap").parse_args(["snap", "m.model", *argv])
+    return options_from_args(args)
+
+
+#: (ubuntu-image state, ucimage --until step, ucimage --thru step)
+STATE_STEPS = [
+    ("prepare_image", "verify_model", "write_seed"),
+    ("load_gadget_yaml", "load_gadget", "write_seed"),
+    ("set_artifact_names", "compute_plan", "write_seed"),
+    ("populate_rootfs_contents", "write_seed", "write_seed"),
+    ("generate_disk_info", "write_seed", "write_seed"),
+    ("calculate_rootfs_size", "populate_volumes", "populate_volumes"),
+    ("populate_bootfs_contents", "populate_volumes", "populate_volumes"),
+    ("populate_prepare_partitions", "build_volumes", "build_volumes"),
+    ("make_disk", "build_volumes", "build_volumes"),
+    ("generate_snap_manifest", "write_manifests", "write_manifests"),
+]
+
+
+def test_every_ubuntu_image_state_is_mapped() -> None:
+    # internal/statemachine/snap.go: snapStates, in order
+    assert [s for s, _, _ in UBUNTU_IMAGE_STATES] == [s for s, _, _ in STATE_STEPS]
+
+
+@pytest.mark.parametrize(("state", "until", "thru"), STATE_STEPS)
+def test_until_and_thru_take_ubuntu_image_state_names(
+    state: str, until: str, thru: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _parse("--until", state).until == until
+    assert _parse("-u", state).until == until
+    assert _parse("--thru", state).thru == thru
+    assert _parse("-t", state).thru == thru
+    assert f"ubuntu-image's state {state}" in capsys.readouterr().err
+    _parse("-q", "--until", state)
+    assert capsys.readouterr().err == ""
+
+
+def test_until_never_stops_after_and_thru_never_before_the_state() -> None:
+    order = {s: i for i, (s, _, _) in enumerate(STATE_STEPS)}
+    for state, until, thru in STATE_STEPS:
+        # nothing ubuntu-image's later states do has been done before --until stops
+        assert STEP_NAMES.index(until) <= STEP_NAMES.index(
+            min((u for s, u, _ in STATE_STEPS if order[s] >= order[state]), key=STEP_NAMES.index)
+        )
+        # everything done by this state and the earlier ones is done at --thru
+        assert STEP_NAMES.index(thru) >= max(
+            STEP_NAMES.index(t) for s, _, t in STATE_STEPS if order[s] <= order[state]
+        )
+
+
+def test_our_step_names_pass_through() -> None:
+    for step in STEP_NAMES:
+        assert parse_step("--until", step) == step
+        assert _parse("--thru", step).thru == step
+
+
+def test_unknown_step_lists_ours_and_ubuntu_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    assert main(["snap", str(model), "--until", "make_disks", "-O", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown step 'make_disks' for --until" in err
+    assert "build_volumes" in err and "make_disk" in err and "prepare_image" in err
+    with pytest.raises(UsageError, match="unknown step"):
+        from ucimage.build.options import validate_options
+
+        validate_options(BuildOptions(model=model, thru="make_disk"))  # not mapped here
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--comp", "pc-kernel+wifi"], "--comp"),
+        (["--comp=x+y"], "--comp"),
+        (["--sequence", "myset:3"], "--sequence"),
+        (["--preseed"], "--preseed"),
+        (["--preseed-sign-key", "k"], "--preseed-sign-key"),
+        (["--apparmor-features-dir", "/x"], "--apparmor-features-dir"),
+        (["--sysfs-overlay", "/x"], "--sysfs-overlay"),
+    ],
+)
+def test_ubuntu_image_options_we_lack_fail_clearly(
+    argv: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    assert main(["snap", str(model), *argv, "-O", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"ubuntu-image's {flag} is not supported" in err
+    assert "--compress" not in err  # argparse took --comp for an abbreviation of --compress
+    assert not (tmp_path / "out").exists()
+
+
+def test_allow_snapd_kernel_mismatch_is_accepted() -> None:
+    # ucimage does not run snapd's snap-bootstrap/snapd version check the flag turns off
+    _parse("--allow-snapd-kernel-mismatch")
+
+
+def test_version_after_the_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    # go-flags takes the common options (--version among them) after `snap` too
+    with pytest.raises(SystemExit) as exc:
+        main(["snap", "--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ucimage {__version__}"
 
 
 def test_snaps_manifest_in_file_name_order() -> None:
@@ -11,3 +136,17 @@ def test_snaps_manifest_in_file_name_order() -> None:
     # os.ReadDir, sorted by file name: "core-kernel_x1.snap" < "core_x1.snap"
     assert snaps_manifest({"core": "x1", "core-kernel": "x1"}) == "core-kernel x1\ncore x1\n"
     assert snaps_manifest({"pc-kernel": "2", "core18": "1"}) == "core18 1\npc-kernel 2\n"
+
+
+def test_image_size_volumes_are_checked_against_the_gadget() -> None:
+    names = ["first", "second", "third"]
+    parse_image_size("first:4G,2:1G").check_volumes(names)
+    parse_image_size("4G").check_volumes(names)
+    with pytest.raises(UsageError, match=r"volume 'nosuch' does not exist in gadget\.yaml"):
+        parse_image_size("first:4G,nosuch:1G").check_volumes(names)
+    with pytest.raises(UsageError, match="volume index 3 is out of range"):
+        parse_image_size("3:1G").check_volumes(names)
+    with pytest.raises(UsageError, match="does not exist"):
+        parse_image_size(" 1:1G").check_volumes(names)
+    # strconv.Atoi reads "01" as index 1
+    assert parse_image_size("01:1M").for_volume("second", 1) == 1 << 20

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,23 @@ STEP_NAMES: tuple[str, ...] = (
     "populate_volumes",
     "build_volumes",
     "write_manifests",
+)
+
+#: ``ubuntu-image snap``'s state names (internal/statemachine/snap.go), in order, each
+#: with the first and the last ucimage step that do that state's work, so scripts that
+#: pass them to --until/--thru keep working (see :func:`parse_step`)
+UBUNTU_IMAGE_STATES: tuple[tuple[str, str, str], ...] = (
+    # snapd's image.Prepare: fetch, check the gadget, write the seed and boot files
+    ("prepare_image", "verify_model", "write_seed"),
+    ("load_gadget_yaml", "load_gadget", "load_gadget"),
+    ("set_artifact_names", "compute_plan", "compute_plan"),
+    ("populate_rootfs_contents", "write_seed", "write_seed"),
+    ("generate_disk_info", "write_seed", "write_seed"),
+    ("calculate_rootfs_size", "populate_volumes", "populate_volumes"),
+    ("populate_bootfs_contents", "populate_volumes", "populate_volumes"),
+    ("populate_prepare_partitions", "build_volumes", "build_volumes"),
+    ("make_disk", "build_volumes", "build_volumes"),
+    ("generate_snap_manifest", "write_manifests", "write_manifests"),
 )
 
 _SIZE_RE = re.compile(r"^([0-9]+)([MG]?)$")
@@ -65,6 +83,25 @@ class ImageSize:
             if key in (name, str(index)):
                 return size
         return self.default
+
+    def check_volumes(self, names: Sequence[str]) -> None:
+        """Fail, as ubuntu-image does, on a per-volume size for no volume of the gadget
+        (*names*: every volume, in gadget.yaml order, which the indexes count)."""
+        for key, _ in self.per_volume:
+            if key in names:
+                continue
+            if key.isdigit():
+                if int(key) < len(names):
+                    continue
+                raise UsageError(
+                    f"--image-size: volume index {key} is out of range",
+                    hint=f"the gadget has {len(names)} volume(s): "
+                    + ", ".join(f"{i}={n}" for i, n in enumerate(names)),
+                )
+            raise UsageError(
+                f"--image-size: volume {key!r} does not exist in gadget.yaml",
+                hint="volumes: " + ", ".join(names),
+            )
 
 
 @dataclass(frozen=True)
@@ -131,8 +168,35 @@ def parse_image_size(text: str) -> ImageSize:
                 f"cannot parse --image-size {text!r}",
                 hint="the multi-volume form is VOLUME:SIZE,VOLUME:SIZE (name or 0-based index)",
             )
+        if volume.isdigit():
+            volume = str(int(volume))  # an index, as ubuntu-image reads it ("01" is 1)
         pairs.append((volume, parse_size(size)))
     return ImageSize(per_volume=tuple(pairs))
+
+
+def parse_step(flag: str, text: str) -> str:
+    """The ucimage step for ``--until``/``--thru`` *text*: one of ours, or one of
+    ubuntu-image's state names.  ``--until STATE`` stops before the first step that
+    does the work of STATE or a later state (nothing of STATE is done);
+    ``--thru STATE`` stops after the last step that does the work of STATE and the
+    states before it (everything ubuntu-image would have done is done)."""
+    if text in STEP_NAMES:
+        return text
+    states = [state for state, _, _ in UBUNTU_IMAGE_STATES]
+    if text not in states:
+        raise _unknown_step(flag, text)
+    index = states.index(text)
+    if flag in ("-u", "--until"):
+        return min((first for _, first, _ in UBUNTU_IMAGE_STATES[index:]), key=STEP_NAMES.index)
+    return max((last for _, _, last in UBUNTU_IMAGE_STATES[: index + 1]), key=STEP_NAMES.index)
+
+
+def _unknown_step(flag: str, text: str) -> UsageError:
+    states = ", ".join(state for state, _, _ in UBUNTU_IMAGE_STATES)
+    return UsageError(
+        f"unknown step {text!r} for {flag}",
+        hint=f"steps: {', '.join(STEP_NAMES)} (ubuntu-image's state names work too: {states})",
+    )
 
 
 def parse_snap_arg(text: str) -> SnapRequest:
@@ -178,9 +242,7 @@ def validate_options(opts: BuildOptions) -> None:
         raise UsageError("--until and --thru cannot be used together")
     for flag, step in (("--until", opts.until), ("--thru", opts.thru)):
         if step is not None and step not in STEP_NAMES:
-            raise UsageError(
-                f"unknown step {step!r} for {flag}", hint="steps: " + ", ".join(STEP_NAMES)
-            )
+            raise _unknown_step(flag, step)
     if opts.resume:
         if opts.workdir is None:
             raise UsageError("--resume requires --workdir")

@@ -7,8 +7,10 @@ Thin: parses flags into :class:`ucimage.build.options.BuildOptions` and runs
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from ucimage import __version__
 from ucimage.build.options import (
     STEP_NAMES,
     BuildOptions,
@@ -16,8 +18,21 @@ from ucimage.build.options import (
     parse_image_size,
     parse_revision,
     parse_snap_arg,
+    parse_step,
 )
 from ucimage.errors import UsageError
+
+#: ubuntu-image's snap options ucimage does not implement: (flag, takes a value, why);
+#: named so that a ported script gets a clear error (and ``--comp`` is not taken as an
+#: abbreviation of ``--compress``)
+UNSUPPORTED_UBUNTU_IMAGE_OPTIONS: tuple[tuple[str, bool, str], ...] = (
+    ("--comp", True, "snap components are not supported yet"),
+    ("--sequence", True, "pinning validation-set sequences is not supported yet"),
+    ("--preseed", False, "preseeding runs snapd in a chroot with mounts, which needs root"),
+    ("--preseed-sign-key", True, "preseeding is not supported (it needs root)"),
+    ("--apparmor-features-dir", True, "preseeding is not supported (it needs root)"),
+    ("--sysfs-overlay", True, "preseeding is not supported (it needs root)"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -105,21 +120,60 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     img.add_argument("--bmap", action="store_true", help="also write <volume>.img.bmap")
     img.add_argument("--compress", choices=("zstd",), help="compress the images")
+    img.add_argument(
+        "--allow-snapd-kernel-mismatch",
+        action="store_true",
+        help="accepted for ubuntu-image compatibility: ucimage does not compare the "
+        "kernel's snap-bootstrap with snapd",
+    )
+    unsupported = p.add_argument_group(
+        "ubuntu-image options ucimage does not support (they fail, saying why)"
+    )
+    for flag, takes_value, why in UNSUPPORTED_UBUNTU_IMAGE_OPTIONS:
+        if takes_value:
+            unsupported.add_argument(flag, action="append", metavar="X", help=why)
+        else:
+            unsupported.add_argument(flag, action="store_true", help=why)
     run = p.add_argument_group("steps")
     run.add_argument("--dry-run", action="store_true", help="print the plan as JSON and exit")
     steps = run.add_mutually_exclusive_group()
-    steps.add_argument("-u", "--until", choices=STEP_NAMES, metavar="STEP", help="stop before STEP")
-    steps.add_argument("-t", "--thru", choices=STEP_NAMES, metavar="STEP", help="stop after STEP")
+    step_help = (
+        " STEP is one of: "
+        + ", ".join(STEP_NAMES)
+        + "; ubuntu-image's state names (prepare_image … generate_snap_manifest) work too"
+    )
+    steps.add_argument("-u", "--until", metavar="STEP", help="stop before STEP." + step_help)
+    steps.add_argument("-t", "--thru", metavar="STEP", help="stop after STEP." + step_help)
     run.add_argument("-r", "--resume", action="store_true", help="continue a build in --workdir")
     run.add_argument("--json", action="store_true", help="progress as JSON lines on stdout")
     talk = run.add_mutually_exclusive_group()
     talk.add_argument("-d", "--debug", action="store_true", help="debug output and timings")
     talk.add_argument("-v", "--verbose", action="store_true", help="more output")
     talk.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    run.add_argument("--version", action="version", version=f"ucimage {__version__}")
     p.set_defaults(func=handle_snap)
 
 
+def _step(flag: str, text: str | None, quiet: bool) -> str | None:
+    if text is None:
+        return None
+    step = parse_step(flag, text)
+    if step != text and not quiet:
+        where = "before" if flag == "--until" else "after"
+        print(
+            f"note: ubuntu-image's state {text} for {flag}: ucimage stops {where} its step {step}",
+            file=sys.stderr,
+        )
+    return step
+
+
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
+    for flag, _, why in UNSUPPORTED_UBUNTU_IMAGE_OPTIONS:
+        if getattr(args, flag[2:].replace("-", "_")):
+            raise UsageError(
+                f"ubuntu-image's {flag} is not supported by ucimage: {why}",
+                hint=f"drop {flag} (and its value) from the command line",
+            )
     verbosity = 2 if args.debug else 1 if args.verbose else -1 if args.quiet else 0
     return BuildOptions(
         model=args.model,
@@ -136,8 +190,8 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         validation=args.validation,
         factory_image=args.factory_image,
         dry_run=args.dry_run,
-        until=args.until,
-        thru=args.thru,
+        until=_step("--until", args.until, args.quiet),
+        thru=_step("--thru", args.thru, args.quiet),
         resume=args.resume,
         store=args.store,
         trusted=tuple(args.trusted),
