@@ -150,3 +150,27 @@ def test_image_size_volumes_are_checked_against_the_gadget() -> None:
         parse_image_size(" 1:1G").check_volumes(names)
     # strconv.Atoi reads "01" as index 1
     assert parse_image_size("01:1M").for_volume("second", 1) == 1 << 20
+
+
+@pytest.mark.parametrize("flag", ["-O", "-w"])
+def test_output_or_work_dir_that_is_a_file_is_a_clear_error(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ubuntu-image: "Error creating OutputDir: …"; ucimage had a FileExistsError traceback
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    for target in (model, model / "sub"):
+        assert main(["snap", str(model), flag, str(target)]) == 2
+        err = capsys.readouterr().err
+        assert "is not a directory" in err and "Traceback" not in err
+    assert model.read_text() == "x"
+
+
+def test_unmakeable_output_dir_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    assert main(["snap", str(model), "-O", "/proc/ucimage-cannot-be-here"]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot make the directory" in err and "hint:" in err

@@ -236,6 +236,22 @@ def _must_be_file(path: Path | None, flag: str) -> None:
         raise UsageError(f"{flag} file {str(path)!r} does not exist or cannot be read")
 
 
+def _must_be_directory(path: Path | None, flag: str) -> None:
+    """*path* is a directory, or can be made one (no file in the way)."""
+    if path is None:
+        return
+    full = path.absolute()
+    for candidate in (full, *full.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == full else f" ({candidate} is a file)"
+                raise UsageError(
+                    f"{flag} {str(path)!r} is not a directory{where}",
+                    hint="give a directory (it is made if missing)",
+                )
+            return
+
+
 def validate_options(opts: BuildOptions) -> None:
     """Everything checkable without the model's content or the network."""
     if opts.until and opts.thru:
@@ -249,6 +265,8 @@ def validate_options(opts: BuildOptions) -> None:
     elif opts.model is None:
         raise UsageError("missing the model assertion argument", hint="ucimage snap MODEL")
     _must_be_file(opts.model, "model assertion")
+    _must_be_directory(opts.output_dir, "-O/--output-dir")
+    _must_be_directory(opts.workdir, "-w/--workdir")
     _must_be_file(opts.disk_info, "--disk-info")
     _must_be_file(opts.cloud_init, "--cloud-init")
     for path in (*opts.trusted, *opts.assertions):

@@ -213,4 +213,12 @@ def handle_snap(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     if opts.model is None and not opts.resume:
         raise UsageError("missing the model assertion argument", hint="ucimage snap MODEL")
-    return ImageBuild(opts).run()
+    try:
+        build = ImageBuild(opts)  # makes the output and work directories
+    except OSError as exc:
+        where = exc.filename or opts.workdir or opts.output_dir or "."
+        raise UsageError(
+            f"cannot make the directory {str(where)!r}: {exc.strerror or exc}",
+            hint="-O/--output-dir and -w/--workdir must be directories you can write to",
+        ) from exc
+    return build.run()
