@@ -15,6 +15,7 @@ from ucimage.build.options import (
     BuildOptions,
     parse_image_size,
     parse_step,
+    validate_options,
 )
 from ucimage.cli.build_cmds import options_from_args
 from ucimage.cli.main import build_parser, main
@@ -89,8 +90,6 @@ def test_unknown_step_lists_ours_and_ubuntu_images(
     assert "unknown step 'make_disks' for --until" in err
     assert "build_volumes" in err and "make_disk" in err and "prepare_image" in err
     with pytest.raises(UsageError, match="unknown step"):
-        from ucimage.build.options import validate_options
-
         validate_options(BuildOptions(model=model, thru="make_disk"))  # not mapped here
 
 
@@ -174,3 +173,23 @@ def test_unmakeable_output_dir_is_a_clear_error(
     assert main(["snap", str(model), "-O", "/proc/ucimage-cannot-be-here"]) == 2
     err = capsys.readouterr().err
     assert "error: cannot make the directory" in err and "hint:" in err
+
+
+def test_workdir_files_no_build_made_are_not_deleted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ubuntu-image reuses an existing -w and deletes nothing there; a build replaces its
+    # root/ and boot/, so a directory holding someone else's is refused before any work
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    work = tmp_path / "project"
+    (work / "boot").mkdir(parents=True)
+    (work / "boot" / "mine.txt").write_text("keep")
+    assert main(["snap", str(model), "-w", str(work), "-O", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "holds boot/ that no ucimage build made" in err
+    assert (work / "boot" / "mine.txt").read_text() == "keep"
+    assert sorted(p.name for p in work.iterdir()) == ["boot"]
+    # the workdir of an earlier ucimage build is reused, as ubuntu-image reuses its own
+    (work / "ucimage-build.json").write_text("{}")
+    validate_options(BuildOptions(model=model, workdir=work))

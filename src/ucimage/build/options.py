@@ -252,6 +252,26 @@ def _must_be_directory(path: Path | None, flag: str) -> None:
             return
 
 
+#: what a build replaces wholesale in its workdir (ubuntu-image never deletes there)
+_REPLACED_IN_WORKDIR = ("root", "boot")
+
+
+def _workdir_is_free_or_ours(workdir: Path | None) -> None:
+    """Refuse a -w directory whose ``root/`` or ``boot/`` no ucimage build made: the
+    build would delete them."""
+    from ucimage.build.runner import STATE_FILE
+
+    if workdir is None or not workdir.is_dir() or (workdir / STATE_FILE).exists():
+        return
+    theirs = [name for name in _REPLACED_IN_WORKDIR if (workdir / name).exists()]
+    if theirs:
+        raise UsageError(
+            f"-w/--workdir {str(workdir)!r} holds {', '.join(n + '/' for n in theirs)} "
+            "that no ucimage build made; the build would replace them",
+            hint="give a new or empty directory, or the workdir of an earlier ucimage build",
+        )
+
+
 def validate_options(opts: BuildOptions) -> None:
     """Everything checkable without the model's content or the network."""
     if opts.until and opts.thru:
@@ -267,6 +287,7 @@ def validate_options(opts: BuildOptions) -> None:
     _must_be_file(opts.model, "model assertion")
     _must_be_directory(opts.output_dir, "-O/--output-dir")
     _must_be_directory(opts.workdir, "-w/--workdir")
+    _workdir_is_free_or_ours(opts.workdir)
     _must_be_file(opts.disk_info, "--disk-info")
     _must_be_file(opts.cloud_init, "--cloud-init")
     for path in (*opts.trusted, *opts.assertions):
