@@ -193,3 +193,17 @@ def test_workdir_files_no_build_made_are_not_deleted(
     # the workdir of an earlier ucimage build is reused, as ubuntu-image reuses its own
     (work / "ucimage-build.json").write_text("{}")
     validate_options(BuildOptions(model=model, workdir=work))
+
+
+def test_empty_values_mean_not_given() -> None:
+    # go-flags leaves "" as the unset value and ubuntu-image tests `!= ""`: a script's
+    # `-w "$WORKDIR" -c "$CHANNEL"` with both unset builds in a temporary workdir with
+    # the model's channels (ucimage made the current directory the workdir and asked
+    # the store for channel "18/")
+    opts = _parse(
+        "-w", "", "-O", "", "-c", "", "--disk-info", "", "--cloud-init", "", "-u", "", "-i", ""
+    )
+    assert opts.workdir is None and opts.output_dir is None and opts.channel is None
+    assert opts.disk_info is None and opts.cloud_init is None and opts.until is None
+    assert opts.image_size.default is None and not opts.image_size.per_volume
+    assert _parse("--thru=").thru is None

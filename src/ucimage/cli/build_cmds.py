@@ -35,6 +35,12 @@ UNSUPPORTED_UBUNTU_IMAGE_OPTIONS: tuple[tuple[str, bool, str], ...] = (
 )
 
 
+def _path_or_unset(text: str) -> Path | None:
+    # ubuntu-image (go-flags) takes an empty value as "not given": `-w "$WORKDIR"` with
+    # WORKDIR unset must not make the current directory the workdir
+    return Path(text) if text else None
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's verbs to the ``ucimage`` parser."""
     p = subparsers.add_parser(
@@ -88,17 +94,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="build even if the model's signature chain cannot be verified",
     )
     img = p.add_argument_group("image")
-    img.add_argument("-O", "--output-dir", type=Path, help="where images and manifests go")
     img.add_argument(
-        "-w", "--workdir", type=Path, help="keep intermediate files here (for --resume)"
+        "-O", "--output-dir", type=_path_or_unset, help="where images and manifests go"
+    )
+    img.add_argument(
+        "-w",
+        "--workdir",
+        type=_path_or_unset,
+        help="keep intermediate files here (for --resume)",
     )
     img.add_argument("-i", "--image-size", metavar="SIZE|VOL:SIZE,...", help="image size")
     img.add_argument(
         "--sector-size", type=int, default=512, choices=(512, 4096), help="default 512"
     )
-    img.add_argument("--disk-info", type=Path, metavar="FILE", help="copied to .disk/info")
     img.add_argument(
-        "--cloud-init", type=Path, metavar="USER-DATA", help="cloud-init user-data (UC16/18)"
+        "--disk-info", type=_path_or_unset, metavar="FILE", help="copied to .disk/info"
+    )
+    img.add_argument(
+        "--cloud-init",
+        type=_path_or_unset,
+        metavar="USER-DATA",
+        help="cloud-init user-data (UC16/18)",
     )
     img.add_argument("--disable-console-conf", action="store_true", help="(UC16/18)")
     img.add_argument(
@@ -155,7 +171,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _step(flag: str, text: str | None, quiet: bool) -> str | None:
-    if text is None:
+    if not text:
         return None
     step = parse_step(flag, text)
     if step != text and not quiet:
@@ -178,7 +194,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
     return BuildOptions(
         model=args.model,
         snaps=tuple(parse_snap_arg(s) for s in args.snap),
-        channel=args.channel,
+        channel=args.channel or None,  # -c "" is no channel, as in ubuntu-image
         revisions=tuple(parse_revision(r) for r in args.revision),
         output_dir=args.output_dir,
         workdir=args.workdir,
