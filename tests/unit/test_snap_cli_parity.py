@@ -207,3 +207,25 @@ def test_empty_values_mean_not_given() -> None:
     assert opts.disk_info is None and opts.cloud_init is None and opts.until is None
     assert opts.image_size.default is None and not opts.image_size.per_volume
     assert _parse("--thru=").thru is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-c", "x/x/x/x"], "global default option channel: channel name has too many"),
+        (["-c", "latest/wibble"], "invalid risk in channel name: latest/wibble"),
+        (["--snap", "pc=18/bogus"], "option channel for snap 'pc': invalid risk"),
+    ],
+)
+def test_bad_channels_fail_before_any_work(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # snapd (seedwriter.New, via ubuntu-image's prepare_image) refuses these;
+    # ucimage asked the store for them
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    assert main(["snap", str(model), *argv, "-O", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    for good in ("18", "edge", "18/edge", "latest/stable/fix-1", "edge/hotfix"):
+        validate_options(BuildOptions(model=model, channel=good))

@@ -272,6 +272,25 @@ def _workdir_is_free_or_ours(workdir: Path | None) -> None:
         )
 
 
+def _check_channels(opts: BuildOptions) -> None:
+    """-c and --snap NAME=CHANNEL follow snapd's channel syntax (its messages too)."""
+    from ucimage.assertions.rules import parse_channel
+
+    wanted = [("global default option channel", opts.channel)]
+    wanted += [(f"option channel for snap {r.name!r}", r.channel) for r in opts.snaps]
+    for what, channel in wanted:
+        if channel is None:
+            continue
+        try:
+            parse_channel(channel)
+        except ValueError as exc:
+            raise UsageError(
+                f"cannot use {what}: {exc}",
+                hint="a channel is [TRACK/]RISK[/BRANCH] with RISK stable, candidate, beta "
+                "or edge, or a TRACK alone (e.g. 18, edge, 22/stable, latest/edge/fix-1)",
+            ) from None
+
+
 def validate_options(opts: BuildOptions) -> None:
     """Everything checkable without the model's content or the network."""
     if opts.until and opts.thru:
@@ -300,6 +319,7 @@ def validate_options(opts: BuildOptions) -> None:
             raise UsageError(f"snap {req.name!r} given twice with --snap")
         elif req.name:
             seen.add(req.name)
+    _check_channels(opts)
     names = [name for name, _ in opts.revisions]
     if len(set(names)) != len(names):
         raise UsageError("a snap is given more than one --revision")
