@@ -229,3 +229,26 @@ def test_bad_channels_fail_before_any_work(
     assert not (tmp_path / "out").exists()
     for good in ("18", "edge", "18/edge", "latest/stable/fix-1", "edge/hotfix"):
         validate_options(BuildOptions(model=model, channel=good))
+
+
+def test_an_ubuntu_image_workdir_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a ported script that resumes (-r, with the model, as ubuntu-image 3 needs) in the
+    # workdir ubuntu-image left behind
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    work = tmp_path / "work"
+    for name in ("root", "unpack", "volumes", "scratch"):
+        (work / name).mkdir(parents=True)
+    (work / "ubuntu-image.json").write_text('{"StepsTaken": 3}')
+    assert main(["snap", str(model), "-r", "-w", str(work)]) == 2
+    err = capsys.readouterr().err
+    assert "is an ubuntu-image workdir (ubuntu-image.json)" in err
+    assert sorted(p.name for p in work.iterdir()) == [
+        "root",
+        "scratch",
+        "ubuntu-image.json",
+        "unpack",
+        "volumes",
+    ]

@@ -263,6 +263,12 @@ def _workdir_is_free_or_ours(workdir: Path | None) -> None:
 
     if workdir is None or not workdir.is_dir() or (workdir / STATE_FILE).exists():
         return
+    if (workdir / "ubuntu-image.json").exists():
+        raise UsageError(
+            f"-w/--workdir {str(workdir)!r} is an ubuntu-image workdir (ubuntu-image.json): "
+            "ucimage can neither resume nor reuse it",
+            hint="give a new directory (or remove that one) and build again without --resume",
+        )
     theirs = [name for name in _REPLACED_IN_WORKDIR if (workdir / name).exists()]
     if theirs:
         raise UsageError(
