@@ -252,3 +252,37 @@ def test_an_ubuntu_image_workdir_is_named_as_such(
         "unpack",
         "volumes",
     ]
+
+
+def test_model_less_resume_says_which_flags_it_ignores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from ucimage.build.options import STEP_NAMES as steps
+    from ucimage.build.runner import STATE_FILE
+
+    work = tmp_path / "work"
+    work.mkdir()
+    saved = {"options": {"bmap": False}}  # a finished build's
+    state = {"version": 1, "done": list(steps), "results": {}, "inputs": saved}
+    (work / STATE_FILE).write_text(json.dumps(state))
+    argv = ["snap", "-r", "-w", str(work), "-i", "4G", "--snap", "x.snap", "--sector-size", "512"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "ignored: --snap, --image-size (give the model" in captured.err
+    assert "Build successful" in captured.out
+    assert main(["snap", "-r", "-w", str(work), "-O", str(tmp_path / "o"), "-q"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_every_option_is_either_saved_or_taken_on_resume() -> None:
+    import dataclasses
+
+    from ucimage.build.options import _SAVED_ON_RESUME
+
+    taken = {"model", "output_dir", "workdir", "dry_run", "until", "thru", "resume"}
+    taken |= {"offline", "json", "verbosity"}
+    names = {f.name for f in dataclasses.fields(BuildOptions)}
+    assert names == taken | set(_SAVED_ON_RESUME)
+    assert not taken & set(_SAVED_ON_RESUME)

@@ -371,6 +371,41 @@ def options_to_json(opts: BuildOptions) -> dict[str, Any]:
     }
 
 
+#: the flag of each option a model-less --resume takes from the saved build, not from
+#: its own command line (see :func:`resumed_options`)
+_SAVED_ON_RESUME: dict[str, str] = {
+    "snaps": "--snap",
+    "channel": "--channel",
+    "revisions": "--revision",
+    "image_size": "--image-size",
+    "sector_size": "--sector-size",
+    "disk_info": "--disk-info",
+    "cloud_init": "--cloud-init",
+    "disable_console_conf": "--disable-console-conf",
+    "validation": "--validation",
+    "factory_image": "--factory-image",
+    "store": "--store",
+    "trusted": "--trusted",
+    "assertions": "--assertion",
+    "allow_unverified": "--allow-unverified",
+    "seed_only": "--seed-only",
+    "image_seed": "--seed",
+    "bmap": "--bmap",
+    "compress": "--compress",
+}
+
+
+def ignored_on_resume(cli: BuildOptions) -> list[str]:
+    """The flags on a model-less ``--resume`` command line that the saved build's own
+    options override (so the user can be told they have no effect)."""
+    unset = BuildOptions()
+    return [
+        flag
+        for name, flag in _SAVED_ON_RESUME.items()
+        if getattr(cli, name) != getattr(unset, name)
+    ]
+
+
 def resumed_options(saved: dict[str, Any], cli: BuildOptions) -> BuildOptions:
     """The saved build's options, with what may change between runs taken from *cli*."""
 

@@ -15,6 +15,7 @@ from ucimage.build.options import (
     STEP_NAMES,
     BuildOptions,
     ImageSize,
+    ignored_on_resume,
     parse_image_size,
     parse_revision,
     parse_snap_arg,
@@ -229,6 +230,15 @@ def handle_snap(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     if opts.model is None and not opts.resume:
         raise UsageError("missing the model assertion argument", hint="ucimage snap MODEL")
+    if opts.resume and opts.model is None and opts.verbosity >= 0:
+        ignored = ignored_on_resume(opts)
+        if ignored:
+            print(
+                "WARNING: --resume without the model continues the saved build with its "
+                f"own options; ignored: {', '.join(ignored)} (give the model to use this "
+                "command line's options instead)",
+                file=sys.stderr,
+            )
     try:
         build = ImageBuild(opts)  # makes the output and work directories
     except OSError as exc:
