@@ -286,3 +286,17 @@ def test_every_option_is_either_saved_or_taken_on_resume() -> None:
     names = {f.name for f in dataclasses.fields(BuildOptions)}
     assert names == taken | set(_SAVED_ON_RESUME)
     assert not taken & set(_SAVED_ON_RESUME)
+
+
+def test_preserve_unpack_env_is_said_to_have_no_effect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ubuntu-image copies its unpack dir there after load_gadget_yaml; a script that
+    # reads it afterwards must learn why it stays empty
+    monkeypatch.setenv("UBUNTU_IMAGE_PRESERVE_UNPACK", str(tmp_path / "keep"))
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    main(["snap", str(model), "-O", str(tmp_path / "out")])
+    assert "UBUNTU_IMAGE_PRESERVE_UNPACK is ubuntu-image's and has no effect" in (
+        capsys.readouterr().err
+    )

@@ -7,6 +7,7 @@ Thin: parses flags into :class:`ucimage.build.options.BuildOptions` and runs
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -230,6 +231,12 @@ def handle_snap(args: argparse.Namespace) -> int:
     opts = options_from_args(args)
     if opts.model is None and not opts.resume:
         raise UsageError("missing the model assertion argument", hint="ucimage snap MODEL")
+    if os.environ.get("UBUNTU_IMAGE_PRESERVE_UNPACK") and opts.verbosity >= 0:
+        print(
+            "WARNING: UBUNTU_IMAGE_PRESERVE_UNPACK is ubuntu-image's and has no effect: "
+            "with -w DIR the unpacked gadget stays in DIR/unpack/gadget",
+            file=sys.stderr,
+        )
     if opts.resume and opts.model is None and opts.verbosity >= 0:
         ignored = ignored_on_resume(opts)
         if ignored:
