@@ -252,6 +252,22 @@ def test_uc20_signed_refuses_local_snaps_before_any_work(
     assert not list(out.glob("*.img"))
 
 
+def test_uc20_signed_refuses_a_default_channel_before_any_work(
+    fixtures: Fixtures, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # snapd's seedwriter refuses -c for grades above dangerous, as it does --snap
+    out = tmp_path / "out"
+    args = ["snap", str(fixtures.m20signed), *TRUST, "-O", str(out), "-c", "edge"]
+    assert main([*args, "--store", "http://127.0.0.1:9/"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "cannot override channels, add devmode snaps, local snaps, or extra snaps with a "
+        "model of grade higher than dangerous" in err
+    )
+    assert "grade signed" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_unverified_model_refused_unless_allowed(
     fixtures: Fixtures, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -414,10 +430,33 @@ def test_image_size_option(
     for snap in fixtures.uc18:
         args += ["--snap", str(snap)]
     assert main(args) == 0
+    # said once, though the volumes are laid out in two steps
     assert (
-        "WARNING: ignoring image size smaller than minimum required size" in capsys.readouterr().out
+        capsys.readouterr().out.count(
+            "WARNING: ignoring image size smaller than minimum required size"
+        )
+        == 1
     )
     assert (small / "pc.img").stat().st_size > 10 << 20
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ("nosuch:1G", "volume 'nosuch' does not exist in gadget.yaml"),
+        ("9:1G", "volume index 9 is out of range"),
+    ],
+)
+def test_image_size_for_no_volume_of_the_gadget_fails(
+    fixtures: Fixtures, tmp_path: Path, capsys: pytest.CaptureFixture[str], size: str, message: str
+) -> None:
+    out = tmp_path / "out"
+    assert build(fixtures.m18, fixtures.uc18, out, "-i", size) == 2
+    assert message in capsys.readouterr().err
+    assert not list(out.glob("*.img"))
+    # --dry-run checks it too
+    assert build(fixtures.m18, fixtures.uc18, out, "-i", size, "--dry-run") == 2
+    assert message in capsys.readouterr().err
 
 
 def test_uc20_multi_volume_one_image_per_volume(fixtures: Fixtures, tmp_path: Path) -> None:

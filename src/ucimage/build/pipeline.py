@@ -140,6 +140,8 @@ class ImageBuild:
         self._store_client: Any = None
         #: the unpacked gadget, loaded by :func:`ucimage.build.volumes.load_and_validate`
         self.gadget_info: Any = None
+        #: warnings said once per build, though the volumes are laid out in two steps
+        self.said: set[str] = set()
 
     # ------------------------------------------------------------------ setup
     def _temp_workdir(self) -> Path:
@@ -260,6 +262,7 @@ class ImageBuild:
         dest = self.workdir / "unpack" / "gadget"
         SnapFile(gadget_snap).extract(dest)  # small; image content sizes are checked
         gadget = load_gadget(dest, model=ModelContext(has_modes=self.info.uc20))
+        self.opts.image_size.check_volumes(list(gadget.volumes))
         out = []
         for index, (name, volume) in enumerate(gadget.volumes.items()):
             if not volume.produces_image:
@@ -325,11 +328,13 @@ class ImageBuild:
                 "cannot support with UC16/18 model requested customizations: boot flags (factory)",
                 hint="--factory-image is for UC20+ models",
             )
-        if info.grade in ("signed", "secured") and opts.snaps:
+        if info.grade in ("signed", "secured") and (opts.snaps or opts.channel):
+            # snapd's seedwriter (policy20): a default channel counts as an override too
             raise UsageError(
-                f"cannot override channels, add local snaps or extra snaps with a model of "
-                f"grade {info.grade}",
-                hint="only models of grade dangerous accept --snap",
+                "cannot override channels, add devmode snaps, local snaps, or extra snaps "
+                "with a model of grade higher than dangerous",
+                hint=f"the model is of grade {info.grade}: only models of grade dangerous "
+                "accept --snap and -c/--channel",
             )
 
     def requested_snaps(self) -> list[PlannedSnap]:

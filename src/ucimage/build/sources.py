@@ -61,7 +61,10 @@ def store_client(build: ImageBuild) -> Any:
         from ucimage.store.client import StoreClient
 
         url = _NOWHERE if build.opts.offline else build.opts.store
-        return StoreClient(url=url, arch=build.info.architecture or None)
+        # as snapd's tooling store for a model: its store header picks the (brand) store
+        return StoreClient(
+            url=url, arch=build.info.architecture or None, store_id=build.info.store or None
+        )
 
     return contextlib.nullcontext(build.store_client(make))
 

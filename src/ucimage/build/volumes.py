@@ -58,6 +58,7 @@ def _load_and_validate(build: ImageBuild) -> GadgetInfo:
     gadget = load_gadget(build.gadget_dir(), model=ModelContext(has_modes=info.uc20))
     for warning in getattr(gadget, "warnings", ()):
         build.progress.warning(str(warning))
+    build.opts.image_size.check_volumes(list(gadget.volumes))
     seeded = any(v.seeded for v in gadget.volumes.values())
     if info.uc20 and not seeded:
         raise VolumeBuildError(
@@ -145,7 +146,9 @@ def layouts(build: ImageBuild) -> list[VolumeLayout]:
             if requested is None or "smaller than minimum required size" not in exc.message:
                 raise
             # ubuntu-image warns and builds the smallest image that fits
-            build.progress.warning(f"ignoring {exc.message}")
+            if exc.message not in build.said:
+                build.said.add(exc.message)
+                build.progress.warning(f"ignoring {exc.message}")
             layout = lay_out_volume(
                 volume,
                 sector_size=build.opts.sector_size,
