@@ -60,10 +60,14 @@ def test_validate(tmp_path: Path) -> None:
         (BuildOptions(model=model, until="write_seed", thru="write_seed"), "together"),
         (BuildOptions(model=model, cloud_init=tmp_path / "none"), "--cloud-init"),
         (BuildOptions(model=model, revisions=(("a", 1), ("a", 2))), "more than one"),
+        # a step a --seed-only build never reaches (it ran to the end)
+        (BuildOptions(model=model, seed_only=True, until="build_volumes"), "no such step"),
+        (BuildOptions(model=model, seed_only=True, thru="populate_volumes"), "no such step"),
     ]
     for opts, message in cases:
         with pytest.raises(UsageError, match=message):
             validate_options(opts)
+    validate_options(BuildOptions(model=model, seed_only=True, until="write_manifests"))
 
 
 def test_channel_rules() -> None:

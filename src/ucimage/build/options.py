@@ -29,6 +29,8 @@ STEP_NAMES: tuple[str, ...] = (
     "build_volumes",
     "write_manifests",
 )
+#: the steps a --seed-only build leaves out
+VOLUME_STEPS = ("populate_volumes", "build_volumes")
 
 #: ``ubuntu-image snap``'s state names (internal/statemachine/snap.go), in order, each
 #: with the first and the last ucimage step that do that state's work, so scripts that
@@ -304,6 +306,12 @@ def validate_options(opts: BuildOptions) -> None:
     for flag, step in (("--until", opts.until), ("--thru", opts.thru)):
         if step is not None and step not in STEP_NAMES:
             raise _unknown_step(flag, step)
+        if step in VOLUME_STEPS and opts.seed_only:
+            # the build would never reach it and run to the end instead
+            raise UsageError(
+                f"{flag} {step}: a --seed-only build has no such step",
+                hint="its steps: " + ", ".join(s for s in STEP_NAMES if s not in VOLUME_STEPS),
+            )
     if opts.resume:
         if opts.workdir is None:
             raise UsageError("--resume requires --workdir")

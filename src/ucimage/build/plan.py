@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ucimage.build.options import STEP_NAMES, BuildOptions
+from ucimage.build.options import STEP_NAMES, VOLUME_STEPS, BuildOptions
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class BuildPlan:
 
 def steps_for(opts: BuildOptions) -> tuple[str, ...]:
     if opts.seed_only:
-        return tuple(s for s in STEP_NAMES if s not in ("populate_volumes", "build_volumes"))
+        return tuple(s for s in STEP_NAMES if s not in VOLUME_STEPS)
     return STEP_NAMES
 
 
