@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +34,13 @@ from tests.build_snaps import (
     snaps_uc20_pi,
 )
 from tests.integration.test_build_images import extract, fsck_ok, mtools, sfdisk
+from tests.integration.test_build_store import (  # noqa: F401 (fixtures used here)
+    Served,
+    _private_cache,
+    build_from_store,
+    push,
+    served,
+)
 from ucimage.cli.main import main
 
 pytestmark = pytest.mark.integration
@@ -251,3 +260,24 @@ def test_verbosity_flags(
     assert '"kind": "uc16"' not in outputs["-v"].out
     assert '"kind": "uc16"' in outputs["-d"].out  # the plan, logged by compute_plan
     assert "verify_model took" in outputs["-d"].out
+
+
+def test_store_metadata_that_its_assertions_contradict_is_refused(
+    request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'fetch … and verify': a store whose metadata says another revision than the signed
+    snap-revision assertion of the same file is not believed (snapd's cross-checks)."""
+    store: Served = request.getfixturevalue("served")  # the store of test_build_store
+    for snap in snaps_uc18(tmp_path / "snaps"):
+        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(store.url, store.root, snap, channel)
+    with contextlib.closing(sqlite3.connect(store.root / "store.db")) as db, db:
+        (snap_id,) = db.execute("SELECT snap_id FROM snaps WHERE name='hello-world'").fetchone()
+        db.execute("UPDATE revisions SET revision=7 WHERE snap_id=?", (snap_id,))
+        db.execute("UPDATE releases SET revision=7 WHERE snap_id=?", (snap_id,))
+    model = sign_model(MODEL_UC18, tmp_path / "m.model")
+    out = tmp_path / "out"
+    assert build_from_store(store.url, store.root, model, out) == 1
+    err = capsys.readouterr().err
+    assert "cannot verify snap 'hello-world'" in err and "snap-revision 1" in err, err
+    assert not list(out.glob("*.img"))
