@@ -33,7 +33,13 @@ from tests.build_snaps import (
     snaps_uc20,
     snaps_uc20_pi,
 )
-from tests.integration.test_build_images import extract, fsck_ok, mtools, sfdisk
+from tests.integration.test_build_images import (
+    extract,
+    fsck_ok,
+    mtools,
+    parse_ubootenv,
+    sfdisk,
+)
 from tests.integration.test_build_store import (  # noqa: F401 (fixtures used here)
     Served,
     _private_cache,
@@ -300,3 +306,31 @@ def test_local_snap_and_its_channel_are_one_snap(
     assert rc == 0, capsys.readouterr().err
     seed_yaml = (out / "image/var/lib/snapd/seed/seed.yaml").read_text()
     assert seed_yaml.count("- name: hello-world\n") == 1, seed_yaml
+
+
+def test_uc20_piboot_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """piboot as a whole image (the parity test checks its seed tree only)."""
+    snaps = snaps_uc20_pi(tmp_path / "snaps", "piboot")
+    model = sign_model(model_uc20_pi("dangerous"), tmp_path / "m.model")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)  # after mksquashfs, which refuses it
+    out = tmp_path / "out"
+    assert main(["snap", str(model), *TRUST, *snap_args(snaps), "-O", str(out), "-q"]) == 0
+    table = sfdisk(out / "pi.img")
+    assert table["label"] == "dos"
+    (part,) = table["partitions"]
+    seed = extract(out / "pi.img", part["start"], part["size"], tmp_path / "seed")
+    fsck_ok(["fsck.vfat", "-n", str(seed)])
+    env = parse_ubootenv(mtools("mtype", seed, "::piboot/ubuntu/piboot.conf"))
+    assert env == {"snapd_recovery_mode": "install", "snapd_recovery_system": "20231114"}
+    listing = mtools("mdir", seed, "-b", "-/", "::").decode().split()
+    for path in (
+        "::/systems/20231114/kernel/kernel.img",
+        "::/systems/20231114/kernel/cmdline.txt",
+        # the firmware's os_prefix layout: device trees and overlays beside the kernel
+        "::/systems/20231114/kernel/bcm2711-rpi-4-b.dtb",
+        "::/systems/20231114/kernel/overlays/uart.dtbo",
+        "::/systems/20231114/snaps/pi-kernel_1.0.snap",
+        "::/config.txt",
+        "::/bcm2711-rpi-4-b.dtb",
+    ):
+        assert path in listing, path
