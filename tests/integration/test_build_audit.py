@@ -126,11 +126,6 @@ def test_reproducible_across_processes(inputs: Inputs, tmp_path: Path) -> None:
     assert digests[0] == digests[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the builder's umask leaks into ext4 directory modes (seed dirs 0775 under "
-    "umask 002, 0755 under 022): images differ and seed dirs become group-writable",
-)
 def test_reproducible_whatever_the_umask(inputs: Inputs, tmp_path: Path, epoch: None) -> None:
     digests = []
     for run, umask in (("a", 0o022), ("b", 0o002)):
@@ -145,11 +140,6 @@ def test_reproducible_whatever_the_umask(inputs: Inputs, tmp_path: Path, epoch: 
     assert digests[0] == digests[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="volumes.build renames each volume's image to its final name as soon as it is "
-    "written: an interrupt in a later volume leaves the earlier ones under their final names",
-)
 def test_interrupted_multi_volume_build_leaves_no_final_image(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,11 +170,6 @@ def test_interrupted_multi_volume_build_leaves_no_final_image(
     assert sorted(p.name for p in out.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ImageBuild.verify_model_chain wraps any error of requested_snaps() (local "
-    "snap files read for trust.model_chain) as 'cannot verify the model assertion'",
-)
 @pytest.mark.parametrize("bad", ["duplicate", "not-squashfs"])
 def test_local_snap_errors_do_not_blame_the_model(
     inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str
@@ -204,11 +189,6 @@ def test_local_snap_errors_do_not_blame_the_model(
     assert not list(out.glob("*.img"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a SOURCE_DATE_EPOCH past year 9999 ends the UC20 build with a ValueError "
-    "traceback (seed.writer.system_label via ImageBuild.label)",
-)
 def test_out_of_range_source_date_epoch_is_a_clear_error(inputs: Inputs, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = cli(

@@ -128,3 +128,24 @@ def test_dry_run_with_local_gadget_shows_layout(
     ]
     assert {s["name"]: s["source"] for s in plan["snaps"]}["pc"] == "local"
     assert not list((tmp_path / "out").glob(".ucimage-work-*"))
+
+
+@pytest.mark.parametrize("value", ["99999999999999", "15032385536", "-1", "1.5", "soon"])
+def test_a_malformed_source_date_epoch_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
+        validate_options(BuildOptions(model=model))
+
+
+@pytest.mark.parametrize("value", ["0", "1700000000", "15032385535", "", " 42 "])
+def test_a_usable_source_date_epoch_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    model = tmp_path / "m.model"
+    model.write_text("x")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    validate_options(BuildOptions(model=model))

@@ -343,6 +343,28 @@ def validate_options(opts: BuildOptions) -> None:
         raise UsageError(f"invalid --validation {opts.validation!r}", hint="ignore or enforce")
     if opts.compress not in (None, "zstd"):
         raise UsageError(f"unsupported --compress {opts.compress!r}", hint="only zstd")
+    _check_source_date_epoch()
+
+
+#: the last second an ext4 inode can hold (2446-05-10T22:38:55Z)
+LAST_EPOCH = 15032385535
+
+
+def _check_source_date_epoch() -> None:
+    """A set ``SOURCE_DATE_EPOCH`` is every time in the image: a malformed one fails the
+    build (as reproducible-builds.org asks) rather than being ignored or crashing late."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return
+    text = value.strip()
+    if not text:
+        return  # set but empty: as unset
+    if not text.isdigit() or int(text) > LAST_EPOCH:
+        raise UsageError(
+            f"SOURCE_DATE_EPOCH={value!r} is not a time an image can hold",
+            hint=f"seconds since 1970-01-01 UTC, at most {LAST_EPOCH} (2446-05-10, the "
+            "last ext4 time), or unset it",
+        )
 
 
 def options_to_json(opts: BuildOptions) -> dict[str, Any]:

@@ -67,6 +67,8 @@ from ucimage.seed.writer import (
 )
 
 log = logging.getLogger(__name__)
+#: the umask a build runs under (see :meth:`ImageBuild.run`)
+BUILD_UMASK = 0o022
 
 
 class BuildError(UcimageError):
@@ -186,9 +188,13 @@ class ImageBuild:
         return [Step(name, getattr(self, f"step_{name}")) for name in names]
 
     def run(self) -> int:
+        # what the build creates gets snapd's modes (0755 directories, 0644 files), not
+        # ones that depend on the builder's umask: the image is the same for everyone
+        umask = os.umask(BUILD_UMASK)
         try:
             return self._run()
         finally:
+            os.umask(umask)
             if self._store_client is not None:
                 self._store_client.close()
                 self._store_client = None
@@ -425,8 +431,10 @@ class ImageBuild:
         its brand's account-key and account come from --assertion files or the store."""
         from ucimage.build import trust
 
+        # the --snap files are read first: what is wrong with them is not the model's fault
+        requested = self.requested_snaps()
         try:
-            chain = trust.model_chain(self, assertion)
+            chain = trust.model_chain(self, assertion, requested)
             saved = []
             adir = self.workdir / "assertions"
             adir.mkdir(exist_ok=True)

@@ -50,15 +50,16 @@ def verify_model(
         raise ModelVerifyError(exc.message, hint=exc.hint) from exc
 
 
-def model_chain(build: Any, model: Any) -> list[Any]:
-    """Verify the build's model; its prerequisites come from the store the build uses.
+def model_chain(build: Any, model: Any, requested: Sequence[Any]) -> list[Any]:
+    """Verify the build's model; its prerequisites come from the store the build uses
+    (*requested*: the build's snaps, which say whether it uses one).
 
     An offline build, or one whose snaps are all local files with no ``--store``,
     asks no store: the ``--trusted``/``--assertion`` files must hold the chain.
     """
     opts = build.opts
     uses_store = not opts.offline and (
-        bool(opts.store) or any(p.source == "store" for p in build.requested_snaps())
+        bool(opts.store) or any(p.source == "store" for p in requested)
     )
     if not uses_store:
         return verify_model(model, opts.trusted, opts.assertions)

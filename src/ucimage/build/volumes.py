@@ -376,58 +376,79 @@ def _payload_bytes(build: ImageBuild) -> int:
 
 
 def build(build: ImageBuild) -> list[str]:
+    """Write every volume's image (and .bmap/.zst) under a temporary name, then give
+    them their final names together: an interrupted or failed build leaves none."""
     from ucimage.image import write_disk
 
     outdir = build.outdir
     outdir.mkdir(parents=True, exist_ok=True)
-    done = []
     kernel_dir = _kernel_dir(build, load_and_validate(build))
-    for layout in layouts(build):
-        final = outdir / f"{layout.name}.img"
-        partial = outdir / f".{layout.name}.img.partial"
-        bmap_final = outdir / f"{layout.name}.img.bmap"
-        zst_final = outdir / f"{layout.name}.img.zst"
-        bmap_partial = outdir / f".{layout.name}.img.bmap.partial"
-        zst_partial = outdir / f".{layout.name}.img.zst.partial"
-        temps = (partial, bmap_partial, zst_partial)
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        spec = disk_spec(build, layout, partial, kernel_dir)
-        _check_space(outdir, _payload_bytes(build))
-        try:
-            written = write_disk(
-                spec,
-                workdir=build.workdir,
-                bmap=bmap_partial if build.opts.bmap else None,
-                zstd=zst_partial if build.opts.compress == "zstd" else None,
-            )
+    #: (temporary, final) names of what was written so far, images first per volume
+    written_files: list[tuple[Path, Path]] = []
+    images: list[str] = []
+    extras: list[str] = []
+    try:
+        for layout in layouts(build):
+            final = outdir / f"{layout.name}.img"
+            partial = outdir / f".{layout.name}.img.partial"
+            names = [(partial, final)]
             if build.opts.bmap:
-                os.replace(bmap_partial, bmap_final)
-                done.append(str(bmap_final))
+                names.append(
+                    (outdir / f".{layout.name}.img.bmap.partial", _suffixed(final, ".bmap"))
+                )
             if build.opts.compress == "zstd":
-                os.replace(zst_partial, zst_final)
-                done.append(str(zst_final))
-            os.replace(partial, final)
-        except OSError as exc:
-            for tmp in temps:
+                names.append((outdir / f".{layout.name}.img.zst.partial", _suffixed(final, ".zst")))
+            for tmp, _ in names:
                 tmp.unlink(missing_ok=True)
-            if exc.errno == errno.ENOSPC:
-                raise VolumeBuildError(
-                    f"no space left on the device while writing {final}",
-                    hint="free some space or choose another -O/--output-dir",
-                ) from exc
-            raise
-        except BaseException as exc:
-            # tools report a full disk in their own words: check the disk itself
-            full = _nearly_full(outdir) or _nearly_full(build.workdir)
-            for tmp in temps:
-                tmp.unlink(missing_ok=True)
-            if isinstance(exc, UcimageError) and (full or "No space left" in exc.message):
-                raise VolumeBuildError(
-                    f"no space left on the device while writing {final}",
-                    hint="free some space or choose another -O/--output-dir",
-                ) from exc
-            raise
-        build.progress.info(f"{final.name}: {written.size} bytes, {written.allocated} allocated")
-        done.insert(0, str(final))
-    return done
+            written_files += names
+            spec = disk_spec(build, layout, partial, kernel_dir)
+            _check_space(outdir, _payload_bytes(build))
+            written = _write_volume(build, write_disk, spec, final, dict(names))
+            build.progress.info(
+                f"{final.name}: {written.size} bytes, {written.allocated} allocated"
+            )
+            images.insert(0, str(final))
+            extras += [str(f) for _, f in names[1:]]
+        # the images last: one under its final name has its .bmap/.zst beside it
+        for tmp, final in sorted(written_files, key=lambda pair: pair[1].suffix == ".img"):
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in written_files:
+            tmp.unlink(missing_ok=True)
+        raise
+    return images + extras
+
+
+def _suffixed(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _write_volume(
+    build: ImageBuild, write_disk: Any, spec: Any, final: Path, temps: dict[Path, Path]
+) -> Any:
+    """One volume's image and extras, written to their temporary names; a full disk
+    (as the tools report it, or as the disk shows) is one clear error."""
+    outdir = build.outdir
+    by_final = {f: t for t, f in temps.items()}
+    try:
+        return write_disk(
+            spec,
+            workdir=build.workdir,
+            bmap=by_final.get(_suffixed(final, ".bmap")),
+            zstd=by_final.get(_suffixed(final, ".zst")),
+        )
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise VolumeBuildError(
+                f"no space left on the device while writing {final}",
+                hint="free some space or choose another -O/--output-dir",
+            ) from exc
+        raise
+    except UcimageError as exc:
+        full = _nearly_full(outdir) or _nearly_full(build.workdir)
+        if full or "No space left" in exc.message:
+            raise VolumeBuildError(
+                f"no space left on the device while writing {final}",
+                hint="free some space or choose another -O/--output-dir",
+            ) from exc
+        raise

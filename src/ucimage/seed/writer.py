@@ -117,8 +117,9 @@ def place_file(src: Path, dst: Path) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
             raise
+    # the source's mode, as a hard link has it (and snapd's seedwriter copies it)
     shutil.copyfile(src, dst)
-    os.chmod(dst, 0o644)
+    shutil.copymode(src, dst)
 
 
 def _write_text(path: Path, text: str | bytes, mode: int = 0o644) -> None:
