@@ -102,10 +102,10 @@ def test_uc20_disk_info_on_ubuntu_seed(inputs: Inputs, tmp_path: Path, epoch: No
     args = ["snap", str(inputs.m20), *TRUST, *snap_args(inputs.uc20), "-O", str(out), "-q"]
     assert main([*args, "--disk-info", str(info)]) == 0
     image = out / "pc.img"
-    parts = sfdisk(image)["partitions"]
-    seed = extract(image, parts[-1]["start"], parts[-1]["size"], tmp_path / "seed")
-    fsck_ok(["fsck.vfat", "-n", str(seed)])
-    assert mtools("mtype", seed, "::.disk/info") == b"Ubuntu Core 20 audit\n"
+    seed = sfdisk(image)["partitions"][-1]
+    # read in place (mtools' @@offset): the seed partition is 1.2 GB, mostly holes
+    at = Path(f"{image}@@{seed['start'] * 512}")
+    assert mtools("mtype", at, "::.disk/info") == b"Ubuntu Core 20 audit\n"
 
 
 def _digests(out: Path) -> dict[str, str]:
@@ -269,12 +269,6 @@ def test_store_metadata_that_its_assertions_contradict_is_refused(
     assert not list(out.glob("*.img"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ImageBuild.requested_snaps keeps --snap NAME=CHANNEL of a snap also given as a "
-    "local file as an extra store snap: the store is asked for it, and with a store that has "
-    "it the seed lists the snap twice (snapd merges the channel into the local snap)",
-)
 def test_local_snap_and_its_channel_are_one_snap(
     inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture[str], epoch: None
 ) -> None:

@@ -356,7 +356,11 @@ class ImageBuild:
                 if snap_info.name in local:
                     raise UsageError(f"snap {snap_info.name!r} given twice as a local file")
                 local[snap_info.name] = (req.path.absolute(), snap_info.type)
-        store_extra = {req.name: req.channel for req in opts.snaps if req.name}
+        # NAME=CHANNEL of a snap also given as a file is that file's channel (snapd's
+        # seedwriter merges them; an unasserted snap's seed entry shows no channel)
+        store_extra = {
+            req.name: req.channel for req in opts.snaps if req.name and req.name not in local
+        }
         planned: list[PlannedSnap] = []
         for msnap in info.snaps:
             if (
