@@ -130,7 +130,11 @@ def test_sigint_during_disk_write_leaves_no_image(
     big = make_snap(tmp_path, "big-app", "app", base="core18", payload=64 << 20)
     argv = cli("snap", *inputs, "--snap", str(big), "-O", str(out), "--json")
     proc = _run_until_event(argv, "build_volumes", signal.SIGINT, "step-start", group)
-    assert proc.returncode == 130
+    # 130 from main(); or, after the same cleanup, death by SIGINT: under `python -m`,
+    # CPython 3.11 flags a KeyboardInterrupt raised inside exec() of a string (dataclass
+    # creation during an import) as unhandled even once caught, and then ends the
+    # process with SIGINT after main() returned (the installed script exits 130)
+    assert proc.returncode in (130, -signal.SIGINT)
     assert not (out / "pc.img").exists()
     assert not [p.name for p in out.iterdir() if p.name.endswith(".img")]
     assert not list(out.glob(".pc.img*"))  # temp image cleaned up
