@@ -149,3 +149,21 @@ def test_a_usable_source_date_epoch_passes(
     model.write_text("x")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
     validate_options(BuildOptions(model=model))
+
+
+def test_json_reader_gets_one_error_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an error found before the build starts (here: no such model file) ...
+    assert main(["snap", str(tmp_path / "none.model"), "--json", "-O", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"] for e in events] == ["error"]
+    assert "does not exist" in events[0]["message"] and events[0]["code"] == "usage"
+    assert "error:" in err
+    # ... and one found by the build itself (a model that is not an assertion): once each
+    model = tmp_path / "m.model"
+    model.write_text("not an assertion\n")
+    assert main(["snap", str(model), "--json", "-O", str(tmp_path / "o")]) != 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events].count("error") == 1

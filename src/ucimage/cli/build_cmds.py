@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ucimage import __version__
 from ucimage.build.options import (
@@ -22,7 +23,7 @@ from ucimage.build.options import (
     parse_snap_arg,
     parse_step,
 )
-from ucimage.errors import UsageError
+from ucimage.errors import UcimageError, UsageError
 
 #: ubuntu-image's snap options ucimage does not implement: (flag, takes a value, why);
 #: named so that a ported script gets a clear error (and ``--comp`` is not taken as an
@@ -226,6 +227,22 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
 
 
 def handle_snap(args: argparse.Namespace) -> int:
+    try:
+        build = _prepare_build(args)
+    except UcimageError as exc:
+        # the build reports its own errors as events; one found before it starts too,
+        # so a --json reader always gets an "error" event
+        if getattr(args, "json", False):
+            from ucimage.build.runner import Progress
+
+            Progress(json_events=True).emit(
+                "error", message=exc.message, hint=exc.hint, code=exc.code
+            )
+        raise
+    return int(build.run())
+
+
+def _prepare_build(args: argparse.Namespace) -> Any:
     from ucimage.build.pipeline import ImageBuild
 
     opts = options_from_args(args)
@@ -247,11 +264,10 @@ def handle_snap(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     try:
-        build = ImageBuild(opts)  # makes the output and work directories
+        return ImageBuild(opts)  # makes the output and work directories
     except OSError as exc:
         where = exc.filename or opts.workdir or opts.output_dir or "."
         raise UsageError(
             f"cannot make the directory {str(where)!r}: {exc.strerror or exc}",
             hint="-O/--output-dir and -w/--workdir must be directories you can write to",
         ) from exc
-    return build.run()
