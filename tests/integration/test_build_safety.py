@@ -121,6 +121,35 @@ def test_sigkill_between_steps_then_resume(inputs: list[str], tmp_path: Path) ->
     assert (out / "pc.img").exists()
 
 
+def test_a_killed_builds_own_workdir_is_deleted_by_the_next_build(
+    inputs: list[str], tmp_path: Path
+) -> None:
+    from ucimage.build.workdirs import OWNER_FILE, process_identity
+
+    out = tmp_path / "out"
+    argv = cli("snap", *inputs, "-O", str(out), "--json")
+    proc = _run_until_event(argv, "write_seed", signal.SIGKILL, "step-done")
+    assert proc.returncode == -signal.SIGKILL
+    (dead,) = out.glob(".ucimage-work-*")  # no -w: nothing can resume it
+    # beside it: one kept for --resume, one of a build still running (this process),
+    # one not marked by a build
+    resumable = out / ".ucimage-work-resumable"
+    resumable.mkdir()
+    (resumable / "ucimage-build.json").write_text("{}")
+    (resumable / OWNER_FILE).write_text((dead / OWNER_FILE).read_text())
+    running = out / ".ucimage-work-running"
+    running.mkdir()
+    (running / OWNER_FILE).write_text(f"{process_identity(os.getpid())}\n")
+    unmarked = out / ".ucimage-work-unmarked"
+    unmarked.mkdir()
+    assert main(["snap", *inputs, "-O", str(out), "-q"]) == 0
+    assert (out / "pc.img").exists()
+    assert not dead.exists()
+    assert sorted(p.name for p in out.glob(".ucimage-work-*")) == [
+        resumable.name, running.name, unmarked.name
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("group", [False, True], ids=["process", "process-group"])
 def test_sigint_during_disk_write_leaves_no_image(
     inputs: list[str], tmp_path: Path, group: bool

@@ -26,7 +26,6 @@ import logging
 import os
 import shutil
 import signal
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -147,9 +146,12 @@ class ImageBuild:
 
     # ------------------------------------------------------------------ setup
     def _temp_workdir(self) -> Path:
-        # beside the output, so seed hard links and the final rename stay on one filesystem
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".ucimage-work-", dir=self.outdir))
+        from ucimage.build.workdirs import make_workdir, sweep_dead_workdirs
+
+        workdir = make_workdir(self.outdir)
+        for dead in sweep_dead_workdirs(self.outdir, keep=workdir):
+            self.progress.info(f"deleted {dead.name}, left by a build that was killed")
+        return workdir
 
     def store_client(self, make: Callable[[], Any]) -> Any:
         """The build's one store client, made by *make* when first asked for and closed
