@@ -190,6 +190,16 @@ def test_workdir_files_no_build_made_are_not_deleted(
     assert "holds boot/ that no ucimage build made" in err
     assert (work / "boot" / "mine.txt").read_text() == "keep"
     assert sorted(p.name for p in work.iterdir()) == ["boot"]
+    # so is one holding anything else a build writes over
+    for name in ("unpack", "plan.json"):
+        other = tmp_path / f"with-{name}"
+        other.mkdir()
+        if "." in name:
+            (other / name).write_text("mine")
+        else:
+            (other / name).mkdir()
+        with pytest.raises(UsageError, match=f"holds {name}"):
+            validate_options(BuildOptions(model=model, workdir=other))
     # the workdir of an earlier ucimage build is reused, as ubuntu-image reuses its own
     (work / "ucimage-build.json").write_text("{}")
     validate_options(BuildOptions(model=model, workdir=work))

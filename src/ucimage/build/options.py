@@ -255,12 +255,19 @@ def _must_be_directory(path: Path | None, flag: str) -> None:
 
 
 #: what a build replaces wholesale in its workdir (ubuntu-image never deletes there)
-_REPLACED_IN_WORKDIR = ("root", "boot")
+#: what a build writes over in its workdir (see :mod:`ucimage.build.pipeline`)
+_REPLACED_IN_WORKDIR = (
+    "root", "boot", "unpack", "assertions", "model.assert", "plan.json", "volumes.json",
+)  # fmt: skip
+
+
+def _shown(workdir: Path, name: str) -> str:
+    return name + "/" if (workdir / name).is_dir() else name
 
 
 def _workdir_is_free_or_ours(workdir: Path | None) -> None:
-    """Refuse a -w directory whose ``root/`` or ``boot/`` no ucimage build made: the
-    build would delete them."""
+    """Refuse a -w directory holding files or directories a build replaces (``root/``,
+    ``boot/``, ``unpack/`` …) that no ucimage build made: the build would delete them."""
     from ucimage.build.runner import STATE_FILE
 
     if workdir is None or not workdir.is_dir() or (workdir / STATE_FILE).exists():
@@ -274,7 +281,7 @@ def _workdir_is_free_or_ours(workdir: Path | None) -> None:
     theirs = [name for name in _REPLACED_IN_WORKDIR if (workdir / name).exists()]
     if theirs:
         raise UsageError(
-            f"-w/--workdir {str(workdir)!r} holds {', '.join(n + '/' for n in theirs)} "
+            f"-w/--workdir {str(workdir)!r} holds {', '.join(_shown(workdir, n) for n in theirs)} "
             "that no ucimage build made; the build would replace them",
             hint="give a new or empty directory, or the workdir of an earlier ucimage build",
         )
