@@ -6,6 +6,10 @@ power loss) cannot delete it: each is marked with its owner (pid, the process's
 start time and the boot id, so a reused pid is not taken for it), and a later
 build into the same output directory deletes those whose owner is gone.  A
 workdir holding a resume state (``--until``/``--thru``) is kept for ``--resume``.
+
+A pid means something only in its pid namespace and boot: a workdir made in
+another container, on another machine sharing the output directory (NFS) or
+in an earlier boot is kept, as its owner cannot be checked from here.
 """
 
 from __future__ import annotations
@@ -31,23 +35,42 @@ def make_workdir(outdir: Path) -> Path:
     return path
 
 
+def _here() -> str | None:
+    """``BOOT_ID PIDNS`` of this process, or None when /proc cannot tell (none, or a
+    /proc mounted for another pid namespace, where /proc/PID is another process)."""
+    try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return None
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    if not boot or not pidns or " " in boot + pidns:
+        return None
+    return f"{boot} {pidns}"
+
+
 def process_identity(pid: int) -> str | None:
-    """``PID STARTTIME BOOT_ID`` of a live process, or None (gone, or no /proc)."""
+    """``PID STARTTIME BOOT_ID PIDNS`` of a live process of this process's pid
+    namespace, or None (gone, or no usable /proc)."""
+    here = _here()
+    if here is None:
+        return None
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return None
     # the fields after the command name, which may hold spaces and parentheses
     fields = stat[stat.rfind(")") + 2 :].split()
     if len(fields) < 20:
         return None
-    return f"{pid} {fields[19]} {boot}"
+    return f"{pid} {fields[19]} {here}"
 
 
 def sweep_dead_workdirs(outdir: Path, keep: Path | None = None) -> list[Path]:
     """Delete the workdirs in *outdir* whose owner process is gone; return them."""
     swept: list[Path] = []
+    here = _here()
     try:
         candidates = sorted(outdir.glob(PREFIX + "*"))
     except OSError:
@@ -59,11 +82,15 @@ def sweep_dead_workdirs(outdir: Path, keep: Path | None = None) -> list[Path]:
             continue  # resumable: the user may still --resume it
         try:
             owner = (path / OWNER_FILE).read_text().strip()
-            pid = int(owner.split()[0])
+            fields = owner.split()
+            pid = int(fields[0])
         except (OSError, ValueError, IndexError):
             continue  # not marked: not known to be ours to delete
+        if here is None or len(fields) != 4 or " ".join(fields[2:]) != here:
+            continue  # another boot, machine or container: its pid means nothing here
         if process_identity(pid) == owner:
             continue  # its build is still running
         shutil.rmtree(path, ignore_errors=True)
-        swept.append(path)
+        if not path.exists():
+            swept.append(path)
     return swept
