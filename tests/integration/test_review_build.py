@@ -2,19 +2,28 @@
 
 * the sweep of dead builds' workdirs must not delete the workdir of a build that
   runs in another pid namespace (a container sharing the output directory): its
-  pid means nothing in ours.
+  pid means nothing in ours;
+* the build's umask 022 (for reproducible modes inside the image) must not make the
+  output files world-readable: pc.img, .bmap and .zst keep the caller's umask, as
+  they did before and as any tool creating a file does.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.build_snaps import MODEL_UC18, TRUSTED_FILES, sign_model, snaps_uc18
+from ucimage.cli.main import main
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +73,29 @@ def test_sweep_keeps_a_running_builds_workdir_of_another_pid_namespace(tmp_path:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def uc18_args() -> Iterator[list[str]]:
+    base = Path(tempfile.mkdtemp(prefix="ucimage-review-", dir="/tmp"))
+    args = [str(sign_model(MODEL_UC18, base / "m.model"))]
+    args += [a for f in TRUSTED_FILES for a in ("--trusted", str(f))]
+    args += [a for s in snaps_uc18(base / "snaps") for a in ("--snap", str(s))]
+    yield args
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o022, 0o002])
+def test_output_files_honour_the_callers_umask(
+    uc18_args: list[str], tmp_path: Path, umask: int
+) -> None:
+    out = tmp_path / "out"
+    saved = os.umask(umask)
+    try:
+        rc = main(["snap", *uc18_args, "-O", str(out), "--bmap", "--compress", "zstd", "-q"])
+        assert os.umask(umask) == umask  # the build gave the caller's umask back
+    finally:
+        os.umask(saved)
+    assert rc == 0
+    for name in ("pc.img", "pc.img.bmap", "pc.img.zst"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name

@@ -143,6 +143,8 @@ class ImageBuild:
         self.gadget_info: Any = None
         #: warnings said once per build, though the volumes are laid out in two steps
         self.said: set[str] = set()
+        #: the caller's umask, which the output files (images, .bmap, .zst) honour
+        self.user_umask = BUILD_UMASK
 
     # ------------------------------------------------------------------ setup
     def _temp_workdir(self) -> Path:
@@ -193,6 +195,7 @@ class ImageBuild:
         # what the build creates gets snapd's modes (0755 directories, 0644 files), not
         # ones that depend on the builder's umask: the image is the same for everyone
         umask = os.umask(BUILD_UMASK)
+        self.user_umask = umask
         try:
             return self._run()
         finally:

@@ -411,6 +411,9 @@ def build(build: ImageBuild) -> list[str]:
             extras += [str(f) for _, f in names[1:]]
         # the images last: one under its final name has its .bmap/.zst beside it
         for tmp, final in sorted(written_files, key=lambda pair: pair[1].suffix == ".img"):
+            # the build's umask is for the image's content: the files in -O are the
+            # caller's, with the modes their umask gives (0600 under umask 077)
+            os.chmod(tmp, 0o666 & ~build.user_umask)
             os.replace(tmp, final)
     except BaseException:
         for tmp, _ in written_files:
