@@ -5,13 +5,18 @@
   pid means nothing in ours;
 * the build's umask 022 (for reproducible modes inside the image) must not make the
   output files world-readable: pc.img, .bmap and .zst keep the caller's umask, as
-  they did before and as any tool creating a file does.
+  they did before and as any tool creating a file does;
+* two builds into the same -O wrote the same temporary image (.pc.img.partial): one
+  failed, or ended "successful" with the other's half-written image; the second
+  now waits for the first.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build_snaps import MODEL_UC18, TRUSTED_FILES, sign_model, snaps_uc18
+from tests.build_snaps import MODEL_UC18, TRUSTED_FILES, make_snap, sign_model, snaps_uc18
 from ucimage.cli.main import main
 
 pytestmark = pytest.mark.integration
@@ -99,3 +104,61 @@ def test_output_files_honour_the_callers_umask(
     assert rc == 0
     for name in ("pc.img", "pc.img.bmap", "pc.img.zst"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ucimage.cli.main", *args]
+
+
+def test_two_builds_into_one_output_dir(tmp_path: Path) -> None:
+    base = tmp_path / "in"
+    snaps = [
+        make_snap(base, "snapd", "snapd"),
+        make_snap(base, "core18", "base"),
+        # a kernel big enough that the image is still being written when A is stopped
+        make_snap(base, "pc-kernel", "kernel", payload=60_000_000),
+        make_snap(base, "pc", "gadget", base="core18", gadget_yaml="pc-amd64-uc18.yaml"),
+        make_snap(base, "hello-world", "app", base="core18"),
+    ]
+    args = [str(sign_model(MODEL_UC18, base / "m.model"))]
+    args += [a for f in TRUSTED_FILES for a in ("--trusted", str(f))]
+    args += [a for s in snaps for a in ("--snap", str(s))]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "SOURCE_DATE_EPOCH": "1700000000"}
+    ref = tmp_path / "ref"
+    subprocess.run(_cli("snap", *args, "-O", str(ref), "-q"), env=env, check=True, timeout=120)
+
+    out = tmp_path / "out"
+    a = subprocess.Popen(_cli("snap", *args, "-O", str(out), "-q"), env=env)
+    b: subprocess.Popen[str] | None = None
+    try:
+        # stop A while it writes its image
+        deadline = time.monotonic() + 60
+        while not (out / ".pc.img.partial").exists():
+            assert a.poll() is None and time.monotonic() < deadline
+            time.sleep(0.001)
+        a.send_signal(signal.SIGSTOP)
+        assert not (out / "pc.img").exists(), "A ended before it could be stopped"
+        b = subprocess.Popen(
+            _cli("snap", *args, "-O", str(out), "--json"),
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert b.stdout is not None
+        events = [json.loads(b.stdout.readline()) for _ in range(2)]
+        # B waits for A before its first step (before: it wrote over A's temporary image)
+        assert [e["event"] for e in events] == ["build-start", "message"]
+        assert "waiting for another build" in events[1]["text"]
+        time.sleep(0.5)
+        assert b.poll() is None and not (out / "pc.img").exists()
+        a.send_signal(signal.SIGCONT)
+        assert a.wait(timeout=120) == 0
+        rest = b.stdout.read()
+        assert b.wait(timeout=120) == 0, rest
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert (out / "pc.img").read_bytes() == (ref / "pc.img").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["pc.img", "seed.manifest", "snaps.manifest"]

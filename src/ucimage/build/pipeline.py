@@ -21,13 +21,15 @@ file ever has the final image name unless the build succeeded.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -214,13 +216,14 @@ class ImageBuild:
                     "build-start", workdir=str(self.workdir), output_dir=str(self.outdir)
                 )
                 try:
-                    finished = run_steps(
-                        self.steps(),
-                        self.state,
-                        self.progress,
-                        until=self.opts.until,
-                        thru=self.opts.thru,
-                    )
+                    with _output_lock(self.outdir, self.progress):
+                        finished = run_steps(
+                            self.steps(),
+                            self.state,
+                            self.progress,
+                            until=self.opts.until,
+                            thru=self.opts.thru,
+                        )
                 except OSError as exc:
                     raise _os_error(exc) from exc
                 except CommandFailedError as exc:
@@ -752,6 +755,26 @@ class ImageBuild:
         ):
             written.append(str(self.outdir / "snaps.manifest"))
         self.state.results.setdefault("outputs", []).extend(written)
+
+
+@contextmanager
+def _output_lock(outdir: Path, progress: Progress) -> Iterator[None]:
+    """One build at a time writes into *outdir*: two at once wrote into the same
+    temporary image (a fixed name, so a killed build's is cleaned up by the next)
+    and one could end "successful" with the other's half-written image."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress.warning(f"waiting for another build writing into {outdir} to end")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks (some network ones): as before, unlocked
+        yield  # the lock ends when the descriptor is closed
+    finally:
+        os.close(fd)
 
 
 def _os_error(exc: OSError) -> BuildError:
