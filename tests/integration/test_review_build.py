@@ -8,7 +8,9 @@
   they did before and as any tool creating a file does;
 * two builds into the same -O wrote the same temporary image (.pc.img.partial): one
   failed, or ended "successful" with the other's half-written image; the second
-  now waits for the first.
+  now waits for the first;
+* a -w left by a --dry-run, or by a build that failed in its first step, was refused
+  as "holds model.assert … that no ucimage build made": the very next command failed.
 """
 
 from __future__ import annotations
@@ -162,3 +164,25 @@ def test_two_builds_into_one_output_dir(tmp_path: Path) -> None:
                 proc.wait()
     assert (out / "pc.img").read_bytes() == (ref / "pc.img").read_bytes()
     assert sorted(p.name for p in out.iterdir()) == ["pc.img", "seed.manifest", "snaps.manifest"]
+
+
+def test_a_workdir_left_by_dry_run_or_a_failed_first_step_is_reused(
+    uc18_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    base = ["snap", *uc18_args, "-w", str(work), "-O", str(out), "-q"]
+    assert main([*base, "--dry-run"]) == 0
+    assert (work / "model.assert").exists()
+    assert main(base) == 0, capsys.readouterr().err
+    assert (out / "pc.img").exists()
+
+    # a first step that fails (the model cannot be verified without --trusted)
+    work2, out2 = tmp_path / "work2", tmp_path / "out2"
+    untrusted = [a for a in uc18_args if a not in {"--trusted", *map(str, TRUSTED_FILES)}]
+    assert main(["snap", *untrusted, "-w", str(work2), "-O", str(out2), "-q"]) != 0
+    assert (work2 / "model.assert").exists()
+    capsys.readouterr()
+    assert main(["snap", *uc18_args, "-w", str(work2), "-O", str(out2), "-q"]) == 0, (
+        capsys.readouterr().err
+    )
+    assert (out2 / "pc.img").exists()

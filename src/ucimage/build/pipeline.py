@@ -210,6 +210,11 @@ class ImageBuild:
         try:
             with interrupts_as_keyboard_interrupt():
                 self.state.inputs["options"] = options_to_json(self.opts)
+                if not self._own_workdir:
+                    # before anything is written there: a -w holding model.assert,
+                    # unpack/ … and no state is refused as not a ucimage build's, and
+                    # a failed first step or a --dry-run left those
+                    self.state.save()
                 if self.opts.dry_run:
                     return self.dry_run()
                 self.progress.emit(
