@@ -10,7 +10,8 @@
   failed, or ended "successful" with the other's half-written image; the second
   now waits for the first;
 * a -w left by a --dry-run, or by a build that failed in its first step, was refused
-  as "holds model.assert … that no ucimage build made": the very next command failed.
+  as "holds model.assert … that no ucimage build made": the very next command failed;
+* SOURCE_DATE_EPOCH=² (a digit to str.isdigit, not to int) was a ValueError traceback.
 """
 
 from __future__ import annotations
@@ -186,3 +187,17 @@ def test_a_workdir_left_by_dry_run_or_a_failed_first_step_is_reused(
         capsys.readouterr().err
     )
     assert (out2 / "pc.img").exists()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b2", "\u0661\u0662"])
+def test_source_date_epoch_of_non_ascii_digits_is_a_usage_error(
+    uc18_args: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    assert main(["snap", *uc18_args, "-O", str(tmp_path / "out"), "-q"]) == 2
+    assert "SOURCE_DATE_EPOCH" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "pc.img").exists()

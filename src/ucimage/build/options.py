@@ -366,7 +366,8 @@ def _check_source_date_epoch() -> None:
     text = value.strip()
     if not text:
         return  # set but empty: as unset
-    if not text.isdigit() or int(text) > LAST_EPOCH:
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+    if not (text.isascii() and text.isdigit()) or int(text) > LAST_EPOCH:
         raise UsageError(
             f"SOURCE_DATE_EPOCH={value!r} is not a time an image can hold",
             hint=f"seconds since 1970-01-01 UTC, at most {LAST_EPOCH} (2446-05-10, the "
