@@ -11,7 +11,9 @@
   now waits for the first;
 * a -w left by a --dry-run, or by a build that failed in its first step, was refused
   as "holds model.assert … that no ucimage build made": the very next command failed;
-* SOURCE_DATE_EPOCH=² (a digit to str.isdigit, not to int) was a ValueError traceback.
+* SOURCE_DATE_EPOCH=² (a digit to str.isdigit, not to int) was a ValueError traceback;
+* two builds overlapping in threads of one process left the process umask at 022
+  (the second saved the first's 022 as "the caller's" and restored it last).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +204,44 @@ def test_source_date_epoch_of_non_ascii_digits_is_a_usage_error(
     assert main(["snap", *uc18_args, "-O", str(tmp_path / "out"), "-q"]) == 2
     assert "SOURCE_DATE_EPOCH" in capsys.readouterr().err
     assert not (tmp_path / "out" / "pc.img").exists()
+
+
+def test_overlapping_builds_in_threads_give_the_callers_umask_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ucimage.build.pipeline import ImageBuild
+
+    both_in = threading.Barrier(2, timeout=30)
+    first_done = threading.Event()
+    seen: dict[str, int] = {}
+
+    def fake_run(self: ImageBuild) -> int:
+        both_in.wait()
+        seen[self.name] = self.user_umask  # type: ignore[attr-defined]
+        if self.name == "second":  # type: ignore[attr-defined]
+            assert first_done.wait(timeout=30)
+        return 0
+
+    monkeypatch.setattr(ImageBuild, "_run", fake_run)
+
+    def build(name: str) -> None:
+        b = ImageBuild.__new__(ImageBuild)
+        b.name = name  # type: ignore[attr-defined]
+        b._store_client = None
+        b.run()
+        if name == "first":
+            first_done.set()
+
+    saved = os.umask(0o077)
+    try:
+        threads = [threading.Thread(target=build, args=(n,)) for n in ("first", "second")]
+        threads[0].start()
+        time.sleep(0.1)  # the first is in run() before the second
+        threads[1].start()
+        for t in threads:
+            t.join(timeout=60)
+        after = os.umask(0o077)
+    finally:
+        os.umask(saved)
+    assert after == 0o077
+    assert seen == {"first": 0o077, "second": 0o077}  # both know the caller's umask

@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -70,6 +71,29 @@ from ucimage.seed.writer import (
 log = logging.getLogger(__name__)
 #: the umask a build runs under (see :meth:`ImageBuild.run`)
 BUILD_UMASK = 0o022
+#: the umask is the process's: builds overlapping in threads share one change of it,
+#: made by the first to start and undone by the last to end (the caller's umask)
+_umask_lock = threading.Lock()
+_umask_users = 0
+_umask_caller = BUILD_UMASK
+
+
+def _enter_build_umask() -> int:
+    """Set the build's umask; return the caller's."""
+    global _umask_users, _umask_caller
+    with _umask_lock:
+        if _umask_users == 0:
+            _umask_caller = os.umask(BUILD_UMASK)
+        _umask_users += 1
+        return _umask_caller
+
+
+def _leave_build_umask() -> None:
+    global _umask_users
+    with _umask_lock:
+        _umask_users -= 1
+        if _umask_users == 0:
+            os.umask(_umask_caller)
 
 
 class BuildError(UcimageError):
@@ -196,12 +220,11 @@ class ImageBuild:
     def run(self) -> int:
         # what the build creates gets snapd's modes (0755 directories, 0644 files), not
         # ones that depend on the builder's umask: the image is the same for everyone
-        umask = os.umask(BUILD_UMASK)
-        self.user_umask = umask
+        self.user_umask = _enter_build_umask()
         try:
             return self._run()
         finally:
-            os.umask(umask)
+            _leave_build_umask()
             if self._store_client is not None:
                 self._store_client.close()
                 self._store_client = None
