@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -413,13 +414,23 @@ def build(build: ImageBuild) -> list[str]:
         for tmp, final in sorted(written_files, key=lambda pair: pair[1].suffix == ".img"):
             # the build's umask is for the image's content: the files in -O are the
             # caller's, with the modes their umask gives (0600 under umask 077)
-            os.chmod(tmp, 0o666 & ~build.user_umask)
+            _give_mode(tmp, 0o666 & ~build.user_umask)
             os.replace(tmp, final)
     except BaseException:
         for tmp, _ in written_files:
             tmp.unlink(missing_ok=True)
         raise
     return images + extras
+
+
+def _give_mode(path: Path, mode: int) -> None:
+    # a file system without Unix modes (vfat, some network ones) may refuse a chmod;
+    # the file is written all the same
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != mode:
+            os.chmod(path, mode)
+    except OSError:
+        pass
 
 
 def _suffixed(path: Path, suffix: str) -> Path:
