@@ -5,7 +5,8 @@
   pid means nothing in ours;
 * the build's umask 022 (for reproducible modes inside the image) must not make the
   output files world-readable: pc.img, .bmap and .zst keep the caller's umask, as
-  they did before and as any tool creating a file does;
+  they did before and as any tool creating a file does (and so does the -O
+  directory a build with -w makes);
 * two builds into the same -O wrote the same temporary image (.pc.img.partial): one
   failed, or ended "successful" with the other's half-written image; the second
   now waits for the first;
@@ -245,3 +246,18 @@ def test_overlapping_builds_in_threads_give_the_callers_umask_back(
         os.umask(saved)
     assert after == 0o077
     assert seen == {"first": 0o077, "second": 0o077}  # both know the caller's umask
+
+
+def test_an_output_dir_made_by_a_build_with_a_workdir_honours_the_umask(
+    uc18_args: list[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "new" / "out"
+    saved = os.umask(0o077)
+    try:
+        rc = main(["snap", *uc18_args, "-w", str(tmp_path / "work"), "-O", str(out), "-q"])
+    finally:
+        os.umask(saved)
+    assert rc == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((out / "pc.img").stat().st_mode) == 0o600

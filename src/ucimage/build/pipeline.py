@@ -154,6 +154,9 @@ class ImageBuild:
         self.outdir = output_dir_for(opts).absolute()
         self.workdir = (opts.workdir or self._temp_workdir()).absolute()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if not opts.dry_run:
+            # here, under the caller's umask: :meth:`run` makes what it creates 0755
+            self.outdir.mkdir(parents=True, exist_ok=True)
         if opts.resume:
             self.state = BuildState.load(self.workdir)
         else:
