@@ -13,6 +13,8 @@
 * a -w left by a --dry-run, or by a build that failed in its first step, was refused
   as "holds model.assert … that no ucimage build made": the very next command failed;
 * SOURCE_DATE_EPOCH=² (a digit to str.isdigit, not to int) was a ValueError traceback;
+* a full -w disk was a traceback when the build saved its first state, or in
+  --dry-run, instead of "no space left on the device";
 * two builds overlapping in threads of one process left the process umask at 022
   (the second saved the first's 022 as "the caller's" and restored it last).
 """
@@ -261,3 +263,30 @@ def test_an_output_dir_made_by_a_build_with_a_workdir_honours_the_umask(
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((out / "pc.img").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["build", "dry-run"])
+def test_full_workdir_disk_is_a_clear_error(
+    uc18_args: list[str], tmp_path: Path, dry_run: bool
+) -> None:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root to mount a small tmpfs")
+    work = tmp_path / "full"
+    work.mkdir()
+    argv = _cli("snap", *uc18_args, "-w", str(work / "w"), "-O", str(tmp_path / "out"))
+    if dry_run:
+        argv.append("--dry-run")
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {work} || exit 99; "
+        f"dd if=/dev/zero of={work}/fill bs=4k count=64 2>/dev/null; mkdir {work}/w; "
+        + " ".join(argv)
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    if proc.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "error: no space left on the device" in proc.stderr

@@ -240,9 +240,15 @@ class ImageBuild:
                     # before anything is written there: a -w holding model.assert,
                     # unpack/ … and no state is refused as not a ucimage build's, and
                     # a failed first step or a --dry-run left those
-                    self.state.save()
+                    try:
+                        self.state.save()
+                    except OSError as exc:
+                        raise _os_error(exc) from exc
                 if self.opts.dry_run:
-                    return self.dry_run()
+                    try:
+                        return self.dry_run()
+                    except OSError as exc:
+                        raise _os_error(exc) from exc
                 self.progress.emit(
                     "build-start", workdir=str(self.workdir), output_dir=str(self.outdir)
                 )
