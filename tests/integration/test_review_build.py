@@ -14,7 +14,8 @@
   as "holds model.assert … that no ucimage build made": the very next command failed;
 * SOURCE_DATE_EPOCH=² (a digit to str.isdigit, not to int) was a ValueError traceback;
 * a full -w disk was a traceback when the build saved its first state, or in
-  --dry-run, instead of "no space left on the device";
+  --dry-run, instead of "no space left on the device"; a full -O disk when the
+  build's own workdir is made said "cannot make the directory" and left it there;
 * two builds overlapping in threads of one process left the process umask at 022
   (the second saved the first's 022 as "the caller's" and restored it last).
 """
@@ -290,3 +291,27 @@ def test_full_workdir_disk_is_a_clear_error(
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 1, proc.stderr
     assert "error: no space left on the device" in proc.stderr
+
+
+def test_full_output_disk_before_the_build_starts(uc18_args: list[str], tmp_path: Path) -> None:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root to mount a small tmpfs")
+    out = tmp_path / "full"
+    out.mkdir()
+    argv = _cli("snap", *uc18_args, "-O", str(out))
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {out} || exit 99; "
+        f"dd if=/dev/zero of={out}/fill bs=4k count=64 2>/dev/null; "
+        + " ".join(argv)
+        + f"; rc=$?; ls -A {out}; exit $rc"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    if proc.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "error: no space left on the device" in proc.stderr
+    assert proc.stdout.split() == ["fill"]  # no workdir left behind

@@ -31,7 +31,12 @@ def make_workdir(outdir: Path) -> Path:
     path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=outdir))
     owner = process_identity(os.getpid())
     if owner is not None:
-        (path / OWNER_FILE).write_text(owner + "\n")
+        try:
+            (path / OWNER_FILE).write_text(owner + "\n")
+        except OSError:
+            # (a full disk) unmarked, no later build would ever delete it
+            shutil.rmtree(path, ignore_errors=True)
+            raise
     return path
 
 

@@ -7,6 +7,7 @@ Thin: parses flags into :class:`ucimage.build.options.BuildOptions` and runs
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -266,6 +267,10 @@ def _prepare_build(args: argparse.Namespace) -> Any:
     try:
         return ImageBuild(opts)  # makes the output and work directories
     except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            from ucimage.build.pipeline import _os_error
+
+            raise _os_error(exc) from exc
         where = exc.filename or opts.workdir or opts.output_dir or "."
         raise UsageError(
             f"cannot make the directory {str(where)!r}: {exc.strerror or exc}",
