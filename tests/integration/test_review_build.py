@@ -16,6 +16,8 @@
 * a full -w disk was a traceback when the build saved its first state, or in
   --dry-run, instead of "no space left on the device"; a full -O disk when the
   build's own workdir is made said "cannot make the directory" and left it there;
+* the lock on -O must not need to read it: a build into a write-only -O (0333, a
+  drop box) worked before and must still;
 * two builds overlapping in threads of one process left the process umask at 022
   (the second saved the first's 022 as "the caller's" and restored it last).
 """
@@ -96,6 +98,9 @@ def uc18_args() -> Iterator[list[str]]:
     args = [str(sign_model(MODEL_UC18, base / "m.model"))]
     args += [a for f in TRUSTED_FILES for a in ("--trusted", str(f))]
     args += [a for s in snaps_uc18(base / "snaps") for a in ("--snap", str(s))]
+    # readable by anyone: one test builds as an unprivileged user
+    for path in [base, *base.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
     yield args
     shutil.rmtree(base, ignore_errors=True)
 
@@ -315,3 +320,30 @@ def test_full_output_disk_before_the_build_starts(uc18_args: list[str], tmp_path
     assert proc.returncode == 1, proc.stderr
     assert "error: no space left on the device" in proc.stderr
     assert proc.stdout.split() == ["fill"]  # no workdir left behind
+
+
+def test_a_write_only_output_dir(uc18_args: list[str]) -> None:
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to build as an unprivileged user")
+    top = Path(tempfile.mkdtemp(prefix="ucimage-review-wo-", dir="/tmp"))
+    try:
+        os.chmod(top, 0o755)
+        drop = top / "drop"
+        drop.mkdir()
+        os.chown(drop, 65534, 65534)
+        os.chmod(drop, 0o333)  # may write into it, not list it
+        env = {
+            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+            "HOME": str(drop),
+            "PYTHONPATH": str(REPO / "src"),
+            "SOURCE_DATE_EPOCH": "1700000000",
+        }
+        setpriv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        proc = subprocess.run(
+            [*setpriv, *_cli("snap", *uc18_args, "-O", str(drop), "-q")],
+            capture_output=True, text=True, env=env, cwd="/", timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert (drop / "pc.img").stat().st_uid == 65534
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

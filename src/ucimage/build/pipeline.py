@@ -800,7 +800,11 @@ def _output_lock(outdir: Path, progress: Progress) -> Iterator[None]:
     temporary image (a fixed name, so a killed build's is cleaned up by the next)
     and one could end "successful" with the other's half-written image."""
     outdir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(outdir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # a directory one may write to but not read (mode 0300)
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
