@@ -381,6 +381,23 @@ def test_local_file_known_to_the_store_is_asserted(
     assert (seed / "snaps/pc-kernel_1.snap").read_bytes() == kernel.read_bytes()
     assert sum(p.name.endswith(".snap-revision") for p in (seed / "assertions").iterdir()) == 5
     assert (out / "snaps.manifest").read_text() == "core18 1\npc-kernel 1\n"
+    assert "channel: 18/stable" in _entry(seed_yaml, "pc-kernel")
+    # its channel, as snapd's seedwriter resolves it: --snap NAME=CHANNEL given with the
+    # file (merged into it), else -c, over the model's track
+    for extra, want in ((["--snap", "pc-kernel=beta"], "18/beta"), (["-c", "edge"], "18/edge")):
+        out = tmp_path / f"out-{want.replace('/', '-')}"
+        args = ["--snap", str(kernel), *extra, "--seed-only"]
+        assert build_from_store(url, root, model, out, *args) == 0
+        seed_yaml = (out / "image/var/lib/snapd/seed/seed.yaml").read_text()
+        assert f"channel: {want}" in _entry(seed_yaml, "pc-kernel"), seed_yaml
+        assert seed_yaml.count("- name: pc-kernel\n") == 1
+
+
+def _entry(seed_yaml: str, name: str) -> str:
+    """The lines of *name*'s entry in a seed.yaml."""
+    start = seed_yaml.index(f"- name: {name}\n")
+    end = seed_yaml.find("\n- name: ", start + 1)
+    return seed_yaml[start : end if end >= 0 else None]
 
 
 def _snap_ids(url: str, root: Path) -> dict[str, str]:

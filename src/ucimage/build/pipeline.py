@@ -403,6 +403,7 @@ class ImageBuild:
                 local[snap_info.name] = (req.path.absolute(), snap_info.type)
         # NAME=CHANNEL of a snap also given as a file is that file's channel (snapd's
         # seedwriter merges them; an unasserted snap's seed entry shows no channel)
+        merged = {req.name: req.channel for req in opts.snaps if req.name and req.name in local}
         store_extra = {
             req.name: req.channel for req in opts.snaps if req.name and req.name not in local
         }
@@ -422,6 +423,10 @@ class ImageBuild:
                         name=msnap.name,
                         type=msnap.type,
                         source="local",
+                        # the seed shows it only if the store knows the file (asserted)
+                        channel=combine_channel(
+                            msnap.default_channel, merged.get(msnap.name) or opts.channel
+                        ),
                         snap_id=msnap.snap_id,
                         path=str(path),
                     )
@@ -442,7 +447,12 @@ class ImageBuild:
         for name, (path, snap_type) in local.items():
             planned.append(
                 PlannedSnap(
-                    name=name, type=snap_type, source="local", path=str(path), in_model=False
+                    name=name,
+                    type=snap_type,
+                    source="local",
+                    channel=merged.get(name) or opts.channel or "stable",
+                    path=str(path),
+                    in_model=False,
                 )
             )
         for name, channel in store_extra.items():

@@ -213,7 +213,9 @@ def _fetch_store(build: ImageBuild, snaps: list[PlannedSnap]) -> dict[str, dict[
     return out
 
 
-def _assert_local_snaps(build: ImageBuild, entries: list[dict[str, Any]]) -> None:
+def _assert_local_snaps(
+    build: ImageBuild, entries: list[dict[str, Any]], channels: dict[str, str | None]
+) -> None:
     """Like snapd: a local file the store knows (by digest) becomes an asserted snap.
 
     Only with an explicit ``--store`` (not offline): digests are computed in
@@ -270,12 +272,13 @@ def _assert_local_snaps(build: ImageBuild, entries: list[dict[str, Any]]) -> Non
                 saved.append(
                     {"type": a.type, "primary_key": list(a.primary_key), "file": str(path)}
                 )
-            model_snap = build.info.find(entry["name"])
             entry.update(
                 revision=resolved.revision,
                 snap_id=resolved.snap_id,
                 assertions=saved,
-                channel=model_snap.default_channel if model_snap else "stable",
+                # as snapd's seedwriter resolves it: --snap NAME=CHANNEL, else -c, over
+                # the model's default channel (the plan's channel of the local snap)
+                channel=channels.get(entry["name"]) or "stable",
             )
             build.progress.info(f"local snap {entry['name']} is revision {resolved.revision}")
 
@@ -323,7 +326,11 @@ def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]
             )
         out.append(entry)
     if not problems:
-        _assert_local_snaps(build, [e for e in out if e["revision"] is None])
+        _assert_local_snaps(
+            build,
+            [e for e in out if e["revision"] is None],
+            {p.name: p.channel for p in planned if p.source == "local"},
+        )
     if problems:
         raise SnapSourceError(
             "cannot get the snaps the image needs: " + "; ".join(problems),
