@@ -38,7 +38,8 @@ def test_the_models_store_header_picks_the_store(
 
 
 def test_no_store_header_means_the_global_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("UBUNTU_STORE_ID", raising=False)
+    # whatever UBUNTU_STORE_ID says: snapd's tooling store for a model ignores it
+    monkeypatch.setenv("UBUNTU_STORE_ID", "from-the-env")
     build = _Build(None)
     with store_client(build) as client:  # type: ignore[arg-type]
         assert client.store_id is None

@@ -63,7 +63,7 @@ def store_client(build: ImageBuild) -> Any:
         url = _NOWHERE if build.opts.offline else build.opts.store
         # as snapd's tooling store for a model: its store header picks the (brand) store
         return StoreClient(
-            url=url, arch=build.info.architecture or None, store_id=build.info.store or None
+            url=url, arch=build.info.architecture or None, store_id=build.info.store or ""
         )
 
     return contextlib.nullcontext(build.store_client(make))

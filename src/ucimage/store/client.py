@@ -379,7 +379,9 @@ class StoreClient:
         self.api_url = api
         self.sas_url = sas_url.rstrip("/") if sas_url else sas
         self.arch = arch or env.get("UBUNTU_STORE_ARCH") or host_arch()
-        self.store_id = store_id or env.get("UBUNTU_STORE_ID") or None
+        # None: UBUNTU_STORE_ID decides (snapd's NewToolingStore); "" (a model with no
+        # store header, as NewToolingStoreFromModel): the global store, whatever the env
+        self.store_id = (store_id if store_id is not None else env.get("UBUNTU_STORE_ID")) or None
         self.auth = auth if auth is not None else auth_header_from_env(env)
         self.no_cdn = env.get("SNAPPY_STORE_NO_CDN", "") in ("1", "true", "yes")
         self.cache_dir = cache_dir or cache_home()
