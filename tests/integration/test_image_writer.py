@@ -543,17 +543,24 @@ def test_vfat_large_files_placed_directly(tmp_path: Path, sector: int, size_mib:
     assert sha256(image) == first
 
 
-def test_vfat_times_before_1980_are_clamped(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("timestamp", "date"),
+    [(0, "1980-01-01"), (15032385535, "2107-12-31")],  # after 2107 they wrapped round
+)
+def test_vfat_times_outside_fat_dates_are_clamped(
+    tmp_path: Path, timestamp: int, date: str
+) -> None:
     files = tmp_path / "files"
     files.mkdir()
     (files / "f.txt").write_text("x")
     spec = DiskSpec(
-        path=tmp_path / "x.img", size=48 * MiB, seed=b"t", timestamp=0,
+        path=tmp_path / "x.img", size=48 * MiB, seed=b"t", timestamp=timestamp,
         partitions=(PartitionSpec(1, MiB, 40 * MiB, ESP_TYPE, "boot",
                                   filesystem=FilesystemSpec("vfat", content=files)),),
     )  # fmt: skip
     write_disk(spec)
-    assert "1980-01-01" in mdir(tmp_path / "x.img", MiB)
+    listing = mdir(tmp_path / "x.img", MiB)
+    assert date in listing, listing
 
 
 @pytest.mark.parametrize(

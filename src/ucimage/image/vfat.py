@@ -24,13 +24,20 @@ T = TypeVar("T")
 
 #: FAT dates start in 1980; mtools turns earlier times into 2098
 FAT_EPOCH = 315_532_800
+#: and end in 2107 (2107-12-31T23:59:58Z); later ones wrap round (2446 became 2062)
+FAT_LAST = 4_354_819_198
+
+
+def fat_time(timestamp: int) -> int:
+    """*timestamp* within the dates FAT can hold."""
+    return min(max(timestamp, FAT_EPOCH), FAT_LAST)
 
 
 def mtools_env(timestamp: int) -> dict[str, str]:
     return {
         "MTOOLS_SKIP_CHECK": "1",
         "MTOOLSRC": "/dev/null",
-        "SOURCE_DATE_EPOCH": str(max(timestamp, FAT_EPOCH)),
+        "SOURCE_DATE_EPOCH": str(fat_time(timestamp)),
         "TZ": "UTC",
     }
 
@@ -75,7 +82,7 @@ def make_vfat(
     if label:
         argv += ["-n", label]
     argv += [f"--offset={offset // fat_sector}", image, str(size // 1024)]
-    run(argv, env={"TZ": "UTC", "SOURCE_DATE_EPOCH": str(timestamp)})
+    run(argv, env={"TZ": "UTC", "SOURCE_DATE_EPOCH": str(fat_time(timestamp))})
     if staged is None:
         return
     target = mtools_image(image, offset)
