@@ -169,7 +169,8 @@ def spawn(
 def source_date_epoch(default: int | None = None) -> int | None:
     """``SOURCE_DATE_EPOCH`` as an int, or *default* when unset or invalid."""
     value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None or not value.strip().isdigit():
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses
+    if value is None or not (value.strip().isascii() and value.strip().isdigit()):
         return default
     return int(value)
 

@@ -167,3 +167,15 @@ def test_json_reader_gets_one_error_event(
     assert main(["snap", str(model), "--json", "-O", str(tmp_path / "o")]) != 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["event"] for e in events].count("error") == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1700000000", 1700000000), (" 7 ", 7), ("²", None), ("x", None)]
+)
+def test_source_date_epoch_reader_takes_only_ascii_digits(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int | None
+) -> None:
+    from ucimage.run import source_date_epoch
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    assert source_date_epoch() == expected
