@@ -271,55 +271,46 @@ def test_an_output_dir_made_by_a_build_with_a_workdir_honours_the_umask(
     assert stat.S_IMODE((out / "pc.img").stat().st_mode) == 0o600
 
 
+def _on_a_full_tmpfs(full: Path, argv: list[str], before: str = "", after: str = "") -> str:
+    """Run *argv* with a 64 KiB tmpfs, already full, mounted on *full* (a private mount
+    namespace); check it fails with the clear no-space error; return its stdout."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root to mount a small tmpfs")
+    full.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {full} || exit 99; "
+        f"dd if=/dev/zero of={full}/fill bs=4k count=64 2>/dev/null; {before}"
+        + " ".join(argv)
+        + after
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    if proc.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "error: no space left on the device" in proc.stderr
+    return proc.stdout
+
+
 @pytest.mark.parametrize("dry_run", [False, True], ids=["build", "dry-run"])
 def test_full_workdir_disk_is_a_clear_error(
     uc18_args: list[str], tmp_path: Path, dry_run: bool
 ) -> None:
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs unshare and root to mount a small tmpfs")
     work = tmp_path / "full"
-    work.mkdir()
     argv = _cli("snap", *uc18_args, "-w", str(work / "w"), "-O", str(tmp_path / "out"))
     if dry_run:
         argv.append("--dry-run")
-    script = (
-        f"mount -t tmpfs -o size=64k tmpfs {work} || exit 99; "
-        f"dd if=/dev/zero of={work}/fill bs=4k count=64 2>/dev/null; mkdir {work}/w; "
-        + " ".join(argv)
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=120
-    )
-    if proc.returncode == 99:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 1, proc.stderr
-    assert "error: no space left on the device" in proc.stderr
+    _on_a_full_tmpfs(work, argv, before=f"mkdir {work}/w; ")
 
 
 def test_full_output_disk_before_the_build_starts(uc18_args: list[str], tmp_path: Path) -> None:
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs unshare and root to mount a small tmpfs")
     out = tmp_path / "full"
-    out.mkdir()
     argv = _cli("snap", *uc18_args, "-O", str(out))
-    script = (
-        f"mount -t tmpfs -o size=64k tmpfs {out} || exit 99; "
-        f"dd if=/dev/zero of={out}/fill bs=4k count=64 2>/dev/null; "
-        + " ".join(argv)
-        + f"; rc=$?; ls -A {out}; exit $rc"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=120
-    )
-    if proc.returncode == 99:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 1, proc.stderr
-    assert "error: no space left on the device" in proc.stderr
-    assert proc.stdout.split() == ["fill"]  # no workdir left behind
+    stdout = _on_a_full_tmpfs(out, argv, after=f"; rc=$?; ls -A {out}; exit $rc")
+    assert stdout.split() == ["fill"]  # no workdir left behind
 
 
 def test_a_write_only_output_dir(uc18_args: list[str]) -> None:
