@@ -285,6 +285,44 @@ def test_uc20_signed_from_store(
     )
 
 
+def test_uc20_signed_takes_only_asserted_local_snaps_of_its_own(
+    store: tuple[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # snapd's seedwriter (policy20) for grade signed: a local file the store knows, of
+    # one of the model's snaps, is taken; an unknown file or an extra snap is not
+    from tests.build_snaps import make_snap
+
+    url, root = store
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    snaps = snaps_uc20(tmp_path / "snaps")
+    for snap in snaps:
+        channel = "20/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
+        push(url, root, snap, channel)
+    model = sign_model(model_uc20("signed"), tmp_path / "m.model")
+    kernel = next(s for s in snaps if s.stem == "pc-kernel")
+    out = tmp_path / "ok"
+    assert build_from_store(url, root, model, out, "--snap", str(kernel), "--seed-only") == 0
+    assert (out / "seed.manifest").read_text().count("pc-kernel 1\n") == 1
+    capsys.readouterr()
+    unknown = make_snap(tmp_path / "other", "pc-kernel", "kernel", version="2.0")
+    extra = make_snap(tmp_path / "extra", "extra-app", "app", base="core20")
+    for i, args in enumerate(
+        (["--snap", str(unknown)], ["--snap", str(extra)], ["--snap", "extra-app"])
+    ):
+        cache = tmp_path / f"cache{i}"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+        out = tmp_path / "refused"
+        assert build_from_store(url, root, model, out, *args) == 2
+        err = capsys.readouterr().err
+        assert "model of grade higher than dangerous" in err, args
+        assert not out.exists() or not list(out.glob("*.img"))
+        # refused before any download
+        assert not list(cache.rglob("*.snap")), args
+
+
 def test_uc20_signed_pi_mbr_uboot_from_store(
     store: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -379,14 +379,22 @@ class ImageBuild:
                 "cannot support with UC16/18 model requested customizations: boot flags (factory)",
                 hint="--factory-image is for UC20+ models",
             )
-        if info.grade in ("signed", "secured") and (opts.snaps or opts.channel):
-            # snapd's seedwriter (policy20): a default channel counts as an override too
-            raise UsageError(
-                "cannot override channels, add devmode snaps, local snaps, or extra snaps "
-                "with a model of grade higher than dangerous",
-                hint=f"the model is of grade {info.grade}: only models of grade dangerous "
-                "accept --snap and -c/--channel",
-            )
+        if info.grade in ("signed", "secured"):
+            # snapd's seedwriter (policy20): no -c, no channel and no extra snap by name;
+            # a local file must be one of the model's snaps asserted by the store, which
+            # the fetch step checks (before any download)
+            wanted = [
+                req.name
+                for req in opts.snaps
+                if req.name and (req.channel or info.find(req.name) is None)
+            ]
+            if opts.channel or wanted:
+                raise UsageError(
+                    "cannot override channels, add devmode snaps, local snaps, or extra snaps "
+                    "with a model of grade higher than dangerous",
+                    hint=f"the model is of grade {info.grade}: only models of grade dangerous "
+                    "accept -c/--channel, --snap NAME=CHANNEL and extra snaps",
+                )
 
     def requested_snaps(self) -> list[PlannedSnap]:
         """The snaps to seed: the model's, overridden/extended by --snap (no network)."""

@@ -13,12 +13,13 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ucimage.build.plan import PlannedSnap
-from ucimage.errors import UcimageError
+from ucimage.errors import UcimageError, UsageError
 
 if TYPE_CHECKING:
     from ucimage.build.pipeline import ImageBuild
@@ -284,58 +285,59 @@ def _assert_local_snaps(
 
 
 def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]:
+    """Every snap of the plan as a seed entry: the local files first (read, and asserted
+    by the store when it knows them), then the store's, downloaded or from the cache."""
     from ucimage.snaps import SnapFile
 
-    info = build.info
-    store_snaps = [p for p in planned if p.source == "store"]
-    fetched: dict[str, dict[str, Any]] = {}
-    if store_snaps:
-        fetched.update(_fetch_store(build, store_snaps))
-    out: list[dict[str, Any]] = []
+    entries: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     for snap in planned:
-        if snap.source == "local":
-            assert snap.path is not None
-            sf = SnapFile(Path(snap.path))
-            meta = sf.info
-            if meta.name != snap.name:
-                problems.append(f"{snap.path} is snap {meta.name!r}, not {snap.name!r}")
-                continue
-            entry: dict[str, Any] = {
-                "name": snap.name,
-                "path": snap.path,
-                "revision": None,
-                "snap_id": snap.snap_id,
-                "channel": None,
-                "assertions": [],
-                "version": meta.version,
-                "type": _TYPE_ALIASES.get(meta.type, meta.type),
-                "base": meta.base,
-            }
-        else:
+        if snap.source != "local":
+            continue
+        assert snap.path is not None
+        meta = SnapFile(Path(snap.path)).info
+        if meta.name != snap.name:
+            problems.append(f"{snap.path} is snap {meta.name!r}, not {snap.name!r}")
+            continue
+        entries[snap.name] = {
+            "name": snap.name,
+            "path": snap.path,
+            "revision": None,
+            "snap_id": snap.snap_id,
+            "channel": None,
+            "assertions": [],
+            "version": meta.version,
+            "type": _TYPE_ALIASES.get(meta.type, meta.type),
+            "base": meta.base,
+        }
+    problems += _type_problems(build, entries.values())
+    if not problems and entries:
+        # before any download: what the store knows of the files decides what a model
+        # of grade signed accepts
+        _assert_local_snaps(
+            build,
+            list(entries.values()),
+            {p.name: p.channel for p in planned if p.source == "local"},
+        )
+        _check_local_snaps_for_grade(build, entries.values())
+    store_snaps = [p for p in planned if p.source == "store"]
+    if store_snaps and not problems:
+        fetched = _fetch_store(build, store_snaps)
+        for snap in store_snaps:
             got = fetched.get(snap.name)
             if got is None:
                 problems.append(f"{snap.name} (channel {snap.channel})")
-                continue
-            entry = got
-        model_snap = info.find(snap.name)
-        if model_snap is not None and model_snap.type not in ("app", entry["type"]):
-            problems.append(
-                f"snap {snap.name!r} has type {entry['type']!r} but the model wants a "
-                f"{model_snap.type} snap"
-            )
-        out.append(entry)
-    if not problems:
-        _assert_local_snaps(
-            build,
-            [e for e in out if e["revision"] is None],
-            {p.name: p.channel for p in planned if p.source == "local"},
+            else:
+                entries[snap.name] = got
+        problems += _type_problems(
+            build, [fetched[p.name] for p in store_snaps if p.name in fetched]
         )
     if problems:
         raise SnapSourceError(
             "cannot get the snaps the image needs: " + "; ".join(problems),
             hint="check the names and files given with --snap and the model's snaps",
         )
+    out = [entries[p.name] for p in planned]
     names = {e["name"] for e in out}
     for entry in out:
         base = entry.get("base")
@@ -345,3 +347,35 @@ def fetch(build: ImageBuild, planned: list[PlannedSnap]) -> list[dict[str, Any]]
                 hint=f"add it with --snap {base} (or a local {base}.snap)",
             )
     return out
+
+
+def _type_problems(build: ImageBuild, entries: Iterable[dict[str, Any]]) -> list[str]:
+    problems = []
+    for entry in entries:
+        model_snap = build.info.find(entry["name"])
+        if model_snap is not None and model_snap.type not in ("app", entry["type"]):
+            problems.append(
+                f"snap {entry['name']!r} has type {entry['type']!r} but the model wants a "
+                f"{model_snap.type} snap"
+            )
+    return problems
+
+
+def _check_local_snaps_for_grade(build: ImageBuild, entries: Iterable[dict[str, Any]]) -> None:
+    """A model of grade signed or secured takes a local file only as one of its own snaps
+    that the store asserts, as snapd's seedwriter (policy20): no unasserted or extra ones."""
+    grade = build.info.grade
+    if grade not in ("signed", "secured"):
+        return
+    for entry in entries:
+        why = None
+        if build.info.find(entry["name"]) is None:
+            why = "is not one of the model's snaps"
+        elif entry["revision"] is None:
+            why = "is not known to the store (unasserted)"
+        if why:
+            raise UsageError(
+                "cannot override channels, add devmode snaps, local snaps, or extra snaps "
+                "with a model of grade higher than dangerous",
+                hint=f"local snap {entry['path']} {why}; the model is of grade {grade}",
+            )
