@@ -11,12 +11,20 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+#: marks the tests that need Debian's snap client; they run wherever it is installed
+needs_snap = pytest.mark.skipif(
+    shutil.which("snap") is None, reason="Debian's snapd (the snap client, the oracle) is missing"
+)
 
 
 class _NotFound(http.server.BaseHTTPRequestHandler):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,20 +27,14 @@ from tests.build_snaps import (
     snaps_uc20,
     snaps_uc20_pi,
 )
-from tests.snapd_oracle import not_found_store, prepare_image
+from tests.snapd_oracle import needs_snap, prepare_image
 from ucimage.cli.main import main
 from ucimage.seed.bootenv import GrubEnv, UbootEnv
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("snap") is None, reason="snapd's snap client not installed"),
+    needs_snap,
 ]
-
-
-@pytest.fixture(scope="module")
-def stub_store() -> Iterator[str]:
-    with not_found_store() as url:
-        yield url
 
 
 def ours(model: Path, snaps: list[Path], out: Path) -> None:

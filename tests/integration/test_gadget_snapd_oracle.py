@@ -19,6 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.snapd_oracle import needs_snap
 from ucimage.gadget import GadgetError, load_gadget, parse_gadget_yaml
 from ucimage.run import run
 
@@ -27,7 +28,7 @@ from ..unit.test_gadget_rules import CASES, _text
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("snap") is None, reason="snap (Debian snapd) not installed"),
+    needs_snap,
 ]
 
 GADGETS = TESTDATA / "gadgets"

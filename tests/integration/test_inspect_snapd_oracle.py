@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,13 @@ from tests.integration.test_inspect_images import (
     make_seed_disk,
     sh,
 )
-from tests.snapd_oracle import not_found_store, prepare_image
+from tests.snapd_oracle import needs_snap, prepare_image
 from ucimage.cli.main import main
-from ucimage.run import which
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(which("snap") is None, reason="Debian's snapd (the oracle) is missing"),
+    needs_snap,
 ]
-
-
-@pytest.fixture(scope="module")
-def stub_store() -> Iterator[str]:
-    with not_found_store() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

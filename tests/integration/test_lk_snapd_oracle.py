@@ -8,11 +8,9 @@ the gadget envs whose handling depends on snapd's error paths and dirty checks
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,19 +27,13 @@ from tests.build_snaps import (
     snaps_uc20_lk,
 )
 from tests.integration.test_build_parity import ours, ours_on_snapds_day
-from tests.snapd_oracle import not_found_store, prepare_image
+from tests.snapd_oracle import needs_snap, prepare_image
 from ucimage.seed.bootenv import LK_V1, LK_V2_RECOVERY, LkEnv
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("snap") is None, reason="snapd's snap client not installed"),
+    needs_snap,
 ]
-
-
-@pytest.fixture(scope="module")
-def stub_store() -> Iterator[str]:
-    with not_found_store() as url:
-        yield url
 
 
 def refit_crc(data: bytearray, size: int) -> None:

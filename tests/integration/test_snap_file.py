@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.snapd_oracle import needs_snap
 from ucimage.snaps import (
     InvalidSnapYamlError,
     NotASnapError,
@@ -93,7 +93,7 @@ def test_pack_roundtrip_and_reproducible(tmp_path: Path, monkeypatch: pytest.Mon
     assert "2023-11-14" in listing  # SOURCE_DATE_EPOCH 1700000000
 
 
-@pytest.mark.skipif(shutil.which("snap") is None, reason="snapd's snap client not installed")
+@needs_snap
 def test_pack_matches_real_snap_pack(tmp_path: Path) -> None:
     src = make_snap_dir(tmp_path / "src", YAML.replace("version: '1.10'", "version: '2'"))
     (src / "data").mkdir()

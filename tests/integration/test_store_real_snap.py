@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.snapd_oracle import needs_snap
 from ucimage.store.admin import StoreAdmin
 
 from .store_util import RunningStore, make_store, running_store
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("snap") is None, reason="snapd's snap client not installed"),
+    needs_snap,
 ]
 
 
