@@ -44,7 +44,7 @@ from tests.integration.test_build_store import (  # noqa: F401 (fixtures used he
     Served,
     _private_cache,
     build_from_store,
-    push,
+    push_all,
     served,
 )
 from ucimage.cli.main import main
@@ -254,9 +254,7 @@ def test_store_metadata_that_its_assertions_contradict_is_refused(
     """'fetch … and verify': a store whose metadata says another revision than the signed
     snap-revision assertion of the same file is not believed (snapd's cross-checks)."""
     store: Served = request.getfixturevalue("served")  # the store of test_build_store
-    for snap in snaps_uc18(tmp_path / "snaps"):
-        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(store.url, store.root, snap, channel)
+    push_all(store.url, store.root, snaps_uc18(tmp_path / "snaps"), "18")
     with contextlib.closing(sqlite3.connect(store.root / "store.db")) as db, db:
         (snap_id,) = db.execute("SELECT snap_id FROM snaps WHERE name='hello-world'").fetchone()
         db.execute("UPDATE revisions SET revision=7 WHERE snap_id=?", (snap_id,))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.build_snaps import MODEL_UC18, sign_model, snaps_uc18
-from tests.integration.test_build_store import Served, build_from_store, push, served
+from tests.integration.test_build_store import Served, build_from_store, push_all, served
 from ucimage.store.client import StoreClient
 
 pytestmark = pytest.mark.integration
@@ -22,9 +22,7 @@ def test_one_store_client_per_build(
     # each client costs its transport set-up (the CA bundle too, at a TLS handshake):
     # verify_model, resolve_snaps and fetch_snaps share one, closed when the build ends
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for snap in snaps_uc18(tmp_path / "snaps"):
-        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(served.url, served.root, snap, channel)
+    push_all(served.url, served.root, snaps_uc18(tmp_path / "snaps"), "18")
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     made: list[StoreClient] = []
     closed: list[StoreClient] = []

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +123,18 @@ def push(url: str, root: Path, snap: Path, channel: str) -> None:
     )  # fmt: skip
 
 
+def push_all(
+    url: str,
+    root: Path,
+    snaps: Iterable[Path],
+    track: str,
+    tracked: tuple[str, ...] = ("pc", "pc-kernel"),
+) -> None:
+    """Push *snaps*: the gadget and kernel (*tracked*) to TRACK/stable, the rest to stable."""
+    for snap in snaps:
+        push(url, root, snap, f"{track}/stable" if snap.stem in tracked else "stable")
+
+
 def build_from_store(
     url: str, root: Path, model: Path, out: Path, *extra: str, quiet: bool = True
 ) -> int:
@@ -140,9 +152,7 @@ def build_from_store(
 def test_uc18_from_store(served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url, root = served.url, served.root
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for snap in snaps_uc18(tmp_path / "snaps"):
-        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps_uc18(tmp_path / "snaps"), "18")
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     out = tmp_path / "out"
     before = len(served.requests())
@@ -218,9 +228,7 @@ def test_channels_and_image_size_from_store(
     """-c CHANNEL for every snap, --snap NAME=CHANNEL for one, -i VOL:SIZE for the volume."""
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for snap in snaps_uc18(tmp_path / "snaps"):
-        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps_uc18(tmp_path / "snaps"), "18")
     # second revisions only in riskier channels
     v2 = tmp_path / "v2"
     push(url, root, make_snap(v2, "core18", "base", version="2"), "beta")
@@ -264,9 +272,7 @@ def test_uc20_signed_from_store(
 ) -> None:
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for snap in snaps_uc20(tmp_path / "snaps"):
-        channel = "20/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps_uc20(tmp_path / "snaps"), "20")
     model = sign_model(model_uc20("signed"), tmp_path / "m.model")
     out = tmp_path / "out"
     assert build_from_store(url, root, model, out) == 0
@@ -298,9 +304,7 @@ def test_uc20_signed_takes_only_asserted_local_snaps_of_its_own(
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     snaps = snaps_uc20(tmp_path / "snaps")
-    for snap in snaps:
-        channel = "20/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps, "20")
     model = sign_model(model_uc20("signed"), tmp_path / "m.model")
     kernel = next(s for s in snaps if s.stem == "pc-kernel")
     out = tmp_path / "ok"
@@ -328,9 +332,7 @@ def test_uc20_signed_pi_mbr_uboot_from_store(
 ) -> None:
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for snap in snaps_uc20_pi(tmp_path / "snaps", "u-boot"):
-        channel = "20/stable" if snap.stem in ("pi", "pi-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps_uc20_pi(tmp_path / "snaps", "u-boot"), "20", ("pi", "pi-kernel"))
     model = sign_model(model_uc20_pi("signed"), tmp_path / "m.model")
     out = tmp_path / "out"
     assert build_from_store(url, root, model, out) == 0
@@ -354,9 +356,7 @@ def test_revision_pin_from_store(
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     snaps = snaps_uc18(tmp_path / "snaps")
-    for snap in snaps:
-        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps, "18")
     # a second hello-world revision, released to stable
     newer = make_snap(tmp_path / "snaps2", "hello-world", "app", base="core18", version="2.0")
     push(url, root, newer, "stable")
@@ -376,11 +376,7 @@ def test_uc20_dangerous_store_plus_local_file(
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     snaps = snaps_uc20(tmp_path / "snaps")
-    for snap in snaps:
-        if snap.stem == "hello-world":
-            continue  # only as a local file
-        channel = "20/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, [s for s in snaps if s.stem != "hello-world"], "20")  # it: local only
     local = next(s for s in snaps if s.stem == "hello-world")
     model = sign_model(model_uc20("dangerous"), tmp_path / "m.model")
     out = tmp_path / "out"
@@ -402,9 +398,7 @@ def test_local_file_known_to_the_store_is_asserted(
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     snaps = snaps_uc18(tmp_path / "snaps")
-    for snap in snaps:
-        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps, "18")
     kernel = next(s for s in snaps if s.stem == "pc-kernel")
     model = sign_model(MODEL_UC18, tmp_path / "m.model")
     out = tmp_path / "out"
@@ -470,9 +464,7 @@ def test_validation_set_enforced(
 ) -> None:  # fmt: skip
     url, root = store
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for snap in snaps_uc18(tmp_path / "snaps"):
-        channel = "18/stable" if snap.stem in ("pc", "pc-kernel") else "stable"
-        push(url, root, snap, channel)
+    push_all(url, root, snaps_uc18(tmp_path / "snaps"), "18")
     push(url, root, make_snap(tmp_path / "v2", "hello-world", "app", base="core18", version="2"),
          "stable")  # fmt: skip
     ids = _snap_ids(url, root)
