@@ -392,19 +392,21 @@ def build(build: ImageBuild) -> list[str]:
         for layout in layouts(build):
             final = outdir / f"{layout.name}.img"
             partial = outdir / f".{layout.name}.img.partial"
-            names = [(partial, final)]
-            if build.opts.bmap:
-                names.append(
-                    (outdir / f".{layout.name}.img.bmap.partial", _suffixed(final, ".bmap"))
-                )
+            bmap = outdir / f".{layout.name}.img.bmap.partial" if build.opts.bmap else None
+            zstd = None
             if build.opts.compress == "zstd":
-                names.append((outdir / f".{layout.name}.img.zst.partial", _suffixed(final, ".zst")))
+                zstd = outdir / f".{layout.name}.img.zst.partial"
+            names = [(partial, final)]
+            if bmap:
+                names.append((bmap, _suffixed(final, ".bmap")))
+            if zstd:
+                names.append((zstd, _suffixed(final, ".zst")))
             for tmp, _ in names:
                 tmp.unlink(missing_ok=True)
             written_files += names
             spec = disk_spec(build, layout, partial, kernel_dir)
             _check_space(outdir, _payload_bytes(build))
-            written = _write_volume(build, write_disk, spec, final, dict(names))
+            written = _write_volume(build, write_disk, spec, final, bmap, zstd)
             build.progress.info(
                 f"{final.name}: {written.size} bytes, {written.allocated} allocated"
             )
@@ -438,19 +440,14 @@ def _suffixed(path: Path, suffix: str) -> Path:
 
 
 def _write_volume(
-    build: ImageBuild, write_disk: Any, spec: Any, final: Path, temps: dict[Path, Path]
-) -> Any:
+    build: ImageBuild, write_disk: Any, spec: Any, final: Path, bmap: Path | None,
+    zstd: Path | None,
+) -> Any:  # fmt: skip
     """One volume's image and extras, written to their temporary names; a full disk
     (as the tools report it, or as the disk shows) is one clear error."""
     outdir = build.outdir
-    by_final = {f: t for t, f in temps.items()}
     try:
-        return write_disk(
-            spec,
-            workdir=build.workdir,
-            bmap=by_final.get(_suffixed(final, ".bmap")),
-            zstd=by_final.get(_suffixed(final, ".zst")),
-        )
+        return write_disk(spec, workdir=build.workdir, bmap=bmap, zstd=zstd)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise VolumeBuildError(
